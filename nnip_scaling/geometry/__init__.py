@@ -1,0 +1,36 @@
+"""Geometry kernels: radial bases, envelope, spherical harmonics, Wigner-D, edge frames, rotations.
+
+Pure functions (no ``nn.Module``, no hidden randomness). Conventions: docs/geometry.md.
+"""
+
+from nnip_scaling.geometry.radial import bessel_basis, gaussian_basis, polynomial_envelope
+from nnip_scaling.geometry.rotations import (
+    random_reflection,
+    random_rotation,
+    reflection,
+    rotation_90,
+    rotation_about_axis,
+)
+from nnip_scaling.geometry.spherical import (
+    edge_frame,
+    spherical_harmonics,
+    wigner_D,
+    wigner_D_block_diagonal,
+    wigner_D_blocks,
+)
+
+__all__ = [
+    "gaussian_basis",
+    "bessel_basis",
+    "polynomial_envelope",
+    "spherical_harmonics",
+    "wigner_D",
+    "wigner_D_blocks",
+    "wigner_D_block_diagonal",
+    "edge_frame",
+    "random_rotation",
+    "random_reflection",
+    "reflection",
+    "rotation_about_axis",
+    "rotation_90",
+]
