@@ -1,0 +1,139 @@
+"""radius_graph against a brute-force reference, plus its error handling."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnip_scaling import AtomicGraph, radius_graph
+from nnip_scaling.neighbors import COINCIDENT_TOLERANCE
+from nnip_scaling.testing.strategies import batches
+
+
+def brute_force(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, k: int | None) -> set[tuple[int, int]]:
+    """Pure-Python reference: every (u, v) pair, k nearest per target with ties by source index."""
+    n = pos.shape[0]
+    edges = set()
+    for v in range(n):
+        cands = []
+        for u in range(n):
+            if u == v or batch[u] != batch[v]:
+                continue
+            diff = pos[u] - pos[v]
+            d2 = float((diff * diff).sum())  # same formula and dtype as the implementation
+            if d2 <= cutoff * cutoff:
+                cands.append((d2, u))
+        cands.sort()
+        if k is not None:
+            cands = cands[:k]
+        edges.update((u, v) for _, u in cands)
+    return edges
+
+
+def as_set(edge_index: torch.Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, edge_index.t().tolist()))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    graph=batches(max_graphs=4, max_atoms=25, dtype=torch.float64),
+    cutoff=st.floats(0.5, 8.0),
+    k=st.one_of(st.none(), st.integers(1, 12)),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_matches_brute_force(graph, cutoff, k, dtype):
+    pos = graph.positions.to(dtype)
+    ei = radius_graph(pos, graph.batch, cutoff, k)
+    assert ei.dtype == torch.int64 and ei.shape[0] == 2
+    assert as_set(ei) == brute_force(pos, graph.batch, cutoff, k)
+    assert len(as_set(ei)) == ei.shape[1]  # no duplicates
+    # sorted by (target, source)
+    key = ei[1] * graph.n_atoms + ei[0]
+    assert bool((key[1:] > key[:-1]).all())
+
+
+def test_ties_broken_by_source_index():
+    # target 0 at the origin, four sources at the same distance; k=2 keeps the two lowest indices
+    pos = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], dtype=torch.float64)
+    ei = radius_graph(pos, None, 1.5, max_neighbors=2)
+    assert sorted(ei[0, ei[1] == 0].tolist()) == [1, 2]
+
+
+def test_cutoff_is_inclusive_and_graphs_do_not_mix():
+    pos = torch.tensor([[0.0, 0, 0], [2.0, 0, 0], [0.0, 0, 0], [1.0, 0, 0]], dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1])
+    ei = radius_graph(pos, batch, 2.0)
+    assert as_set(ei) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+
+
+def test_empty_single_atom_and_far_apart_graphs():
+    assert radius_graph(torch.zeros(0, 3), None, 5.0).shape == (2, 0)
+    assert radius_graph(torch.zeros(1, 3), None, 5.0).shape == (2, 0)
+    # two molecules 1e5 Å apart: the per-graph grid must not explode
+    pos = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [1e5, 0, 0], [1e5 + 1, 0, 0]], dtype=torch.float64)
+    ei = radius_graph(pos, torch.tensor([0, 0, 1, 1]), 1.5)
+    assert as_set(ei) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+
+
+def test_large_cluster_matches_reference_counts():
+    # 3,000 atoms at liquid-like density: compare against a blocked dense reference (cdist)
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.rand(3000, 3, generator=gen, dtype=torch.float64) * 30.0
+    ei = radius_graph(pos, None, 4.0)
+    d = torch.cdist(pos, pos)
+    expected = int(((d <= 4.0).sum() - 3000))
+    assert ei.shape[1] == expected
+    assert torch.allclose((pos[ei[0]] - pos[ei[1]]).norm(dim=1).max(), torch.tensor(4.0, dtype=torch.float64), atol=0.05)
+
+
+def test_coincident_atoms_rejected():
+    pos = torch.tensor([[0.0, 0, 0], [0.0, 0, COINCIDENT_TOLERANCE / 10]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="coincident"):
+        radius_graph(pos, None, 2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(positions=torch.zeros(3, 2)), "positions"),
+        (dict(positions=torch.zeros(3, 3, dtype=torch.int64)), "floating"),
+        (dict(positions=torch.tensor([[0.0, 0, 0], [float("nan"), 0, 0]])), "non-finite"),
+        (dict(positions=torch.zeros(2, 3), cutoff=-1.0), "cutoff"),
+        (dict(positions=torch.zeros(2, 3), cutoff=float("inf")), "cutoff"),
+        (dict(positions=torch.zeros(2, 3), max_neighbors=0), "max_neighbors"),
+        (dict(positions=torch.rand(3, 3), batch=torch.tensor([1, 0, 0])), "sorted"),
+        (dict(positions=torch.rand(3, 3), batch=torch.tensor([0, 0])), "batch"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    kwargs.setdefault("cutoff", 2.0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        radius_graph(**kwargs)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        radius_graph(torch.rand(3, 3), None, 2.0, backend="nope")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_cluster") is None, reason="torch-cluster not installed")
+@settings(max_examples=20, deadline=None)
+@given(graph=batches(max_graphs=4, max_atoms=25), cutoff=st.floats(0.5, 8.0), k=st.one_of(st.none(), st.integers(1, 12)))
+def test_torch_cluster_backend_identical(graph, cutoff, k):
+    a = radius_graph(graph.positions, graph.batch, cutoff, k, backend="torch")
+    b = radius_graph(graph.positions, graph.batch, cutoff, k, backend="torch_cluster")
+    assert torch.equal(a, b)
+
+
+def test_graph_with_edges_records_settings_and_vectors():
+    g = AtomicGraph.from_arrays(np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 3.0, 0]]), [1, 8, 1]).with_edges(2.0)
+    assert g.cutoff == 2.0 and g.max_neighbors is None
+    assert as_set(g.edge_index) == {(0, 1), (1, 0)}
+    # edge_vec = x_source - x_target
+    u, v = g.edge_index
+    assert torch.equal(g.edge_vec, g.positions[u] - g.positions[v])
