@@ -122,16 +122,15 @@ def _orthogonal_batch(kind: str, trial: int, n: int, generator: torch.Generator,
         return random_reflection(n, generator=generator, dtype=dtype, device=device)
     # trial 0: Haar random; trial 1: 90-degree rotations about x, y, z (cycled); trial 2: near identity
     if trial % 3 == 1:
-        from nnip_scaling.geometry import rotation_about_axis
+        from nnip_scaling.geometry import rotation_90
 
-        axes = torch.eye(3, dtype=dtype, device=device)[torch.arange(n, device=device) % 3]
-        return rotation_about_axis(axes, torch.full((n,), math.pi / 2, dtype=dtype, device=device))
+        quarter = torch.stack([rotation_90(a, dtype=dtype, device=device) for a in range(3)])
+        return quarter[torch.arange(n, device=device) % 3]
     if trial % 3 == 2:
         from nnip_scaling.geometry import rotation_about_axis
 
-        axes = torch.randn(n, 3, generator=generator, dtype=dtype, device="cpu").to(device)
-        angles = torch.full((n,), 1e-3, dtype=dtype, device=device)
-        return rotation_about_axis(axes, angles)
+        axes = torch.randn(n, 3, generator=generator, dtype=dtype).to(device)
+        return rotation_about_axis(axes, torch.full((n,), 1e-3, dtype=dtype, device=device))
     return random_rotation(n, generator=generator, dtype=dtype, device=device)
 
 
