@@ -1,0 +1,15 @@
+"""The README's set-up commands are the ones CI runs."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_COMMAND = 'pip install ".[test]" && python -m pytest -q'
+MAIN_COMMAND = "pip install . && nnip-scaling graph"
+
+
+def test_readme_and_ci_agree():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert TEST_COMMAND in readme and MAIN_COMMAND in readme
+    assert TEST_COMMAND in ci.splitlines()
+    assert "pip install torch==2.13.0" in ci
