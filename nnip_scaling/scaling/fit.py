@@ -1,0 +1,708 @@
+"""Fitting scaling laws with honest uncertainty: paper eq. (4) and eq. (5), appendix E.
+
+Two fitters, one method:
+
+* :func:`fit_power_law` fits ``L(x) = L_inf + F x^(-gamma)`` (eq. 4) to points of a loss-compute
+  frontier (Hoffmann et al. 2022, approach 1).
+* :func:`fit_sum_power_law` fits ``L(N, D) = L_inf + A N^(-alpha) + B D^(-beta)`` (eq. 5) to every
+  ``(N, D, L)`` triplet of the learning curves (Hoffmann et al. 2022, approach 3).
+
+Both minimise a loss on **log residuals** of the log-sum-exp form of the law,
+
+.. math::
+
+    r_i = \\log L_i - \\operatorname{LSE}(a - \\alpha \\log N_i,\\; b - \\beta \\log D_i,\\; \\log L_\\infty),
+    \\qquad \\min_\\theta \\sum_i \\rho_\\delta(r_i),
+
+with :math:`\\rho_\\delta` the Huber loss (``huber_delta``; ``None`` gives plain least squares), using
+:func:`scipy.optimize.least_squares` (trust-region reflective, analytic Jacobian, bounds
+``alpha, beta, gamma in exponent_bounds`` and ``L_inf >= 0``) run to tight tolerances (``1e-12``).
+Log residuals make the fit independent of the loss scale. The default tolerances of quasi-Newton
+optimisers are absolute below an objective of 1 and stop early at the ``1e-5``-sized objectives these
+fits produce; that is the flaw Besiroglu et al. (2024) found in the original approach-3 fit, and
+``tests/scaling/test_fit.py`` checks this fitter does not have it.
+
+The global optimum is searched from a grid of starting points (exponents ``0.05 ... 2``, amplitudes
+around the data): the whole grid is scored in one vectorised pass, the ``n_starts`` best points are
+refined locally, the best refined fit wins. A :class:`FitWarning` is emitted when the optimum sits on a
+bound, when too few refined starts agree on the best objective, or when the parameters are not
+identifiable from the data (rank-deficient Jacobian at the optimum, or agreeing starts with different
+parameters).
+
+Confidence intervals (appendix E) are percentile intervals of ``n_bootstrap`` non-parametric
+bootstrap refits, resampling rows, or whole runs when ``groups`` is given. Each refit starts from the
+full-data optimum (warm start), which makes 1000 bootstraps of a 250-point sum-law fit take seconds.
+The bootstrap draws are kept in ``fit.samples`` so that derived quantities
+(:func:`nnip_scaling.scaling.compute_optimal`) get intervals by propagation.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import least_squares
+
+from nnip_scaling.scaling._validate import (
+    as_groups,
+    as_positive_1d,
+    check_int,
+    check_real,
+    same_length,
+)
+from nnip_scaling.scaling.laws import power_law, sum_power_law
+
+__all__ = ["FitWarning", "PowerLawFit", "SumPowerLawFit", "fit_power_law", "fit_sum_power_law"]
+
+# Tolerances for least_squares (ftol, xtol, gtol). 1e-12 is far below the default 1e-8 and still
+# well above machine epsilon, which scipy would otherwise clamp to.
+_TOL = 1e-12
+# Exponent grid of the multi-start search (Hoffmann et al. used 0, 0.5, ..., 2).
+_EXPONENT_GRID = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 2.0)
+# Offsets (in log units) of each term's amplitude relative to the mean log loss at the mean log scale.
+_AMPLITUDE_OFFSETS = (-3.0, -1.5, -0.5, 0.5)
+# L_inf starting values as fractions of the smallest loss.
+_LINF_FRACTIONS = (0.0, 0.3, 0.9)
+# A fitted L_inf below this fraction of the smallest loss is reported as exactly 0 (at its bound).
+_LINF_ZERO = 1e-9
+
+
+class FitWarning(UserWarning):
+    """A fit finished but its result needs care (on a bound, starts disagree, not identifiable)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Result objects
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Result of :func:`fit_power_law`: ``L(x) = L_inf + F * x**(-gamma)`` (paper eq. 4).
+
+    Attributes:
+        F, gamma, L_inf: fitted values (``L_inf`` is the fixed value when it was not fitted).
+        ci: symbol -> ``(low, high)`` percentile bootstrap interval at ``confidence`` (95% by default);
+            a fixed symbol has ``(value, value)``; empty when ``n_bootstrap == 0``.
+        samples: symbol -> bootstrap draws ``[n_bootstrap]`` (empty when no bootstrap).
+        n_points: number of points fitted.
+        fixed: symbols held fixed (``("L_inf",)`` unless ``L_inf="fit"``).
+        objective: final value of ``sum_i rho(r_i)`` on the full data.
+        confidence: level of ``ci``.
+    """
+
+    F: float
+    gamma: float
+    L_inf: float
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    n_points: int = 0
+    fixed: tuple[str, ...] = ()
+    objective: float = math.nan
+    confidence: float = 0.95
+
+    symbols = ("F", "gamma", "L_inf")
+
+    def predict(self, x: ArrayLike) -> np.ndarray:
+        """Loss predicted at ``x`` (same shape as ``x``)."""
+        return power_law(x, self.F, self.gamma, self.L_inf)
+
+    def band(self, x: ArrayLike, *, confidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise bootstrap band ``(low, high)`` of the predicted loss at ``x``.
+
+        Shapes:
+            x: ``[m]``; returns two arrays ``[m]``.
+        """
+        if not self.samples:
+            raise ValueError("this fit has no bootstrap samples (it was fitted with n_bootstrap=0)")
+        conf = self.confidence if confidence is None else check_real(
+            "confidence", confidence, low=0.0, high=1.0)
+        x = np.asarray(x, dtype=np.float64)
+        pred = power_law(x[None, :], self.samples["F"][:, None], self.samples["gamma"][:, None],
+                         self.samples["L_inf"][:, None])
+        lo, hi = np.quantile(pred, [(1 - conf) / 2, (1 + conf) / 2], axis=0)
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class SumPowerLawFit:
+    """Result of :func:`fit_sum_power_law`: ``L = L_inf + A N^-alpha + B D^-beta`` (paper eq. 5).
+
+    Can also be built by hand from published numbers, e.g. the paper's table 7:
+    ``SumPowerLawFit(L_inf=0.0, A=10**3.760, B=10**5.129, alpha=0.817, beta=0.753)``.
+
+    Attributes:
+        L_inf, A, B, alpha, beta: fitted values (paper's symbols).
+        ci: symbol -> ``(low, high)`` percentile bootstrap interval (fixed symbols: ``(v, v)``; empty
+            when not bootstrapped).
+        samples: symbol -> bootstrap draws ``[n_bootstrap]``.
+        n_points: number of ``(N, D, L)`` triplets fitted.
+        fixed: symbols held fixed.
+        objective: final ``sum_i rho(r_i)`` on the full data.
+        n_starts, n_agree: local refinements run, and how many reached the best objective.
+        confidence: level of ``ci``.
+    """
+
+    L_inf: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    n_points: int = 0
+    fixed: tuple[str, ...] = ()
+    objective: float = math.nan
+    n_starts: int = 0
+    n_agree: int = 0
+    confidence: float = 0.95
+
+    symbols = ("L_inf", "A", "B", "alpha", "beta")
+
+    def predict(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
+        """Loss predicted at model size ``N`` and data size ``D`` (broadcast shape)."""
+        return sum_power_law(N, D, self.L_inf, self.A, self.B, self.alpha, self.beta)
+
+
+# ----------------------------------------------------------------------------------------------
+# The log-sum-exp model shared by both fitters
+
+
+class _LogSumModel:
+    """``log m_i = LSE_k(a_k - alpha_k * logx_ik, log E)`` with residuals ``r_i = y_i - log m_i``.
+
+    Parameters ``theta = [a_1..a_K, alpha_1..alpha_K]`` plus ``eps`` when ``E`` is fitted, with
+    ``E = eps * scale`` (``scale`` = median loss, so every parameter is O(1)).
+
+    Shapes:
+        logx: ``[n, K]``; y: ``[n]``; theta: ``[P]`` or batched ``[G, P]``.
+    """
+
+    def __init__(self, logx: np.ndarray, y: np.ndarray, *, E: float | None, scale: float) -> None:
+        self.logx = logx
+        self.y = y
+        self.K = logx.shape[1]
+        self.fit_E = E is None
+        self.E = 0.0 if E is None else float(E)
+        self.scale = scale
+        self.n_params = 2 * self.K + (1 if self.fit_E else 0)
+
+    def subset(self, idx: np.ndarray) -> _LogSumModel:
+        return _LogSumModel(self.logx[idx], self.y[idx], E=None if self.fit_E else self.E,
+                            scale=self.scale)
+
+    def _E(self, theta: np.ndarray) -> np.ndarray:
+        return theta[..., 2 * self.K] * self.scale if self.fit_E else np.full(theta.shape[:-1], self.E)
+
+    def log_model(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(log m [..., n], t [..., n, K])`` for ``theta [..., P]``."""
+        K = self.K
+        a = theta[..., None, :K]
+        alpha = theta[..., None, K:2 * K]
+        t = a - alpha * self.logx  # [..., n, K]
+        with np.errstate(divide="ignore"):
+            logE = np.log(self._E(theta))[..., None]
+        lm = np.logaddexp.reduce(t, axis=-1) if K > 1 else t[..., 0]
+        lm = np.logaddexp(lm, logE)
+        return lm, t
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        return self.y - self.log_model(theta)[0]
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        K = self.K
+        lm, t = self.log_model(theta)
+        w = np.exp(t - lm[:, None])  # [n, K] share of each term in the model
+        J = np.empty((self.y.size, self.n_params))
+        J[:, :K] = -w
+        J[:, K:2 * K] = self.logx * w
+        if self.fit_E:
+            J[:, 2 * K] = -self.scale * np.exp(-lm)
+        return J
+
+
+def _rho(r: np.ndarray, delta: float | None) -> np.ndarray:
+    """Huber loss ``0.5 r^2`` (``|r| <= delta``) / ``delta (|r| - delta/2)``; squared if delta is None."""
+    if delta is None:
+        return 0.5 * r * r
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+def _bounds(model: _LogSumModel, exponent_bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    K = model.K
+    lb = np.concatenate([np.full(K, -np.inf), np.full(K, exponent_bounds[0])])
+    ub = np.concatenate([np.full(K, np.inf), np.full(K, exponent_bounds[1])])
+    if model.fit_E:
+        lb = np.append(lb, 0.0)
+        ub = np.append(ub, np.inf)
+    return lb, ub
+
+
+def _local_fit(model: _LogSumModel, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+               delta: float | None):
+    x0 = np.clip(x0, lb, ub)
+    return least_squares(
+        model.residuals, x0, jac=model.jacobian, bounds=(lb, ub), method="trf",
+        loss="linear" if delta is None else "huber", f_scale=1.0 if delta is None else delta,
+        ftol=_TOL, xtol=_TOL, gtol=_TOL, max_nfev=200 * (model.n_params + 1),
+    )
+
+
+def _grid(model: _LogSumModel, min_loss: float, exponent_bounds: tuple[float, float]) -> np.ndarray:
+    """Starting grid ``[G, P]``: exponents x amplitude offsets per term, x L_inf fractions."""
+    K = model.K
+    ybar = float(model.y.mean())
+    lxbar = model.logx.mean(axis=0)
+    exps = [e for e in _EXPONENT_GRID if exponent_bounds[0] <= e <= exponent_bounds[1]]
+    if not exps:
+        exps = [0.5 * (exponent_bounds[0] + exponent_bounds[1])]
+    # A term alone at its mean scale contributes exp(ybar + offset) to the loss.
+    per_term = [np.array([(ybar + s + e * lxbar[k], e) for e in exps for s in _AMPLITUDE_OFFSETS])
+                for k in range(K)]
+    mesh = np.meshgrid(*[np.arange(len(p)) for p in per_term], indexing="ij")
+    combos = np.stack([m.reshape(-1) for m in mesh], axis=1)  # [G0, K]
+    a = np.stack([per_term[k][combos[:, k], 0] for k in range(K)], axis=1)
+    alpha = np.stack([per_term[k][combos[:, k], 1] for k in range(K)], axis=1)
+    theta = np.concatenate([a, alpha], axis=1)
+    if model.fit_E:
+        eps = np.array(_LINF_FRACTIONS) * min_loss / model.scale
+        theta = np.concatenate([np.repeat(theta, len(eps), axis=0),
+                                np.tile(eps, len(theta))[:, None]], axis=1)
+    return theta
+
+
+def _score(model: _LogSumModel, thetas: np.ndarray, delta: float | None, chunk: int = 512) -> np.ndarray:
+    """Objective ``sum rho(r)`` for a batch of parameter vectors ``[G, P]`` -> ``[G]``."""
+    out = np.empty(len(thetas))
+    for s in range(0, len(thetas), chunk):
+        lm, _ = model.log_model(thetas[s:s + chunk])
+        out[s:s + chunk] = _rho(model.y - lm, delta).sum(axis=-1)
+    return out
+
+
+@dataclass(frozen=True)
+class _Optimum:
+    theta: np.ndarray
+    cost: float
+    n_starts: int
+    n_agree: int
+    spread: np.ndarray  # max |theta - theta_best| over agreeing starts, per parameter
+
+
+def _optimise(model: _LogSumModel, starts: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+              delta: float | None) -> _Optimum:
+    results = []
+    for x0 in starts:
+        res = _local_fit(model, x0, lb, ub, delta)
+        results.append((float(res.cost), res.x, res.status))
+    costs = np.array([c for c, _, _ in results])
+    best = int(np.argmin(costs))
+    best_cost = costs[best]
+    # Starts "agree" when they reach the best objective up to a relative 1e-6 (plus a tiny absolute
+    # slack for exact fits whose objective is ~0).
+    agree = costs <= best_cost * (1 + 1e-6) + 1e-14 * model.y.size
+    thetas = np.array([x for _, x, _ in results])
+    spread = np.abs(thetas[agree] - thetas[best]).max(axis=0)
+    if results[best][2] == 0:
+        warnings.warn("the best local fit hit its evaluation limit before converging",
+                      FitWarning, stacklevel=3)
+    return _Optimum(results[best][1], float(best_cost), len(starts), int(agree.sum()), spread)
+
+
+def _identifiability(model: _LogSumModel, theta: np.ndarray, free: np.ndarray) -> float:
+    """Ratio of smallest to largest singular value of the column-normalised Jacobian (free params)."""
+    J = model.jacobian(theta)[:, free]
+    if J.shape[1] == 0:
+        return 1.0
+    norms = np.linalg.norm(J, axis=0)
+    if np.any(norms == 0):
+        return 0.0
+    s = np.linalg.svd(J / norms, compute_uv=False)
+    return float(s[-1] / s[0])
+
+
+def _bootstrap_counts(rng: np.random.Generator, n: int, groups: np.ndarray | None,
+                      n_bootstrap: int) -> np.ndarray:
+    """Resampling counts per row ``[n_bootstrap, n]``: rows, or whole groups, drawn with replacement."""
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
+    n_groups = int(groups.max()) + 1
+    gcounts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_bootstrap)
+    return gcounts[:, groups]
+
+
+def _percentile_ci(samples: Mapping[str, np.ndarray], confidence: float) -> dict[str, tuple[float, float]]:
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+    out = {}
+    for k, v in samples.items():
+        lo, hi = np.quantile(v, q)
+        out[k] = (float(lo), float(hi))
+    return out
+
+
+def _bootstrap_nonlinear(model: _LogSumModel, theta_hat: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                         delta: float | None, counts: np.ndarray) -> np.ndarray:
+    """Warm-started refits on each resample; returns ``[n_ok, P]`` (failed refits dropped)."""
+    base = np.arange(model.y.size)
+    out = []
+    n_failed = 0
+    for c in counts:
+        sub = model.subset(np.repeat(base, c))
+        try:
+            res = _local_fit(sub, theta_hat, lb, ub, delta)
+        except (ValueError, np.linalg.LinAlgError):
+            n_failed += 1
+            continue
+        if res.status <= 0 or not np.all(np.isfinite(res.x)):
+            n_failed += 1
+            continue
+        out.append(res.x)
+    if n_failed:
+        warnings.warn(f"{n_failed} of {len(counts)} bootstrap refits failed and were dropped",
+                      FitWarning, stacklevel=3)
+    return np.array(out).reshape(-1, model.n_params)
+
+
+def _check_delta(huber_delta: object) -> float | None:
+    if huber_delta is None:
+        return None
+    return check_real("huber_delta", huber_delta, low=0.0, high=math.inf)
+
+
+def _check_exponent_bounds(bounds: object) -> tuple[float, float]:
+    try:
+        lo, hi = (float(b) for b in bounds)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise TypeError(f"exponent_bounds must be a pair (low, high), got {bounds!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo < hi):
+        raise ValueError(f"exponent_bounds must satisfy 0 <= low < high (finite), got {bounds!r}")
+    return lo, hi
+
+
+def _check_L_inf(L_inf: object, min_loss: float) -> float | None:
+    """``"fit"`` -> None; a number -> the fixed value (0 <= L_inf < min loss)."""
+    if isinstance(L_inf, str):
+        if L_inf != "fit":
+            raise ValueError(f"L_inf must be 'fit' or a number >= 0, got {L_inf!r}")
+        return None
+    v = check_real("L_inf", L_inf, low=0.0, high=math.inf, low_open=False)
+    if v >= min_loss:
+        raise ValueError(f"L_inf={v!r} must be below the smallest loss ({min_loss!r})")
+    return v
+
+
+def _rng(seed: object) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_int("seed", seed, minimum=0))
+
+
+def _warn_bounds(names: list[str], theta: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> None:
+    for i, name in enumerate(names):
+        if name == "L_inf":
+            continue  # handled by the caller (snapped to 0 with its own message)
+        width = 1e-6 * max(1.0, abs(ub[i] - lb[i]) if np.isfinite(ub[i] - lb[i]) else 1.0)
+        if theta[i] <= lb[i] + width or theta[i] >= ub[i] - width:
+            side = "lower" if theta[i] <= lb[i] + width else "upper"
+            bound = lb[i] if side == "lower" else ub[i]
+            warnings.warn(f"{name} = {theta[i]:.6g} sits on its {side} bound {bound:g}; the optimum "
+                          "may lie outside the allowed range (see exponent_bounds)",
+                          FitWarning, stacklevel=3)
+
+
+def _warn_fit_quality(opt: _Optimum, model: _LogSumModel, names: list[str], lb: np.ndarray,
+                      ub: np.ndarray, min_agree: int) -> None:
+    if opt.n_starts >= 2 and opt.n_agree < min(min_agree, opt.n_starts):
+        warnings.warn(f"only {opt.n_agree} of {opt.n_starts} starts reached the best objective; the "
+                      "optimum may not be global (try more n_starts)", FitWarning, stacklevel=3)
+    free = np.array([lb[i] + 1e-9 < opt.theta[i] < ub[i] - 1e-9 for i in range(len(names))])
+    ratio = _identifiability(model, opt.theta, free)
+    loose = [names[i] for i in range(len(names)) if free[i] and opt.spread[i] > 1e-3 * max(
+        1.0, abs(opt.theta[i]))]
+    if ratio < 1e-7 or loose:
+        detail = (f"agreeing starts differ in {', '.join(loose)}" if loose
+                  else f"Jacobian condition 1/{1 / max(ratio, 1e-300):.3g}")
+        warnings.warn(f"the parameters are not identifiable from these data ({detail}); the values "
+                      "and intervals are not meaningful individually", FitWarning, stacklevel=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public fitters
+
+
+def fit_power_law(
+    x: ArrayLike,
+    loss: ArrayLike,
+    *,
+    L_inf: float | str = 0.0,
+    huber_delta: float | None = None,
+    n_bootstrap: int = 1000,
+    groups: ArrayLike | None = None,
+    seed: int | np.random.Generator = 0,
+    confidence: float = 0.95,
+    exponent_bounds: tuple[float, float] = (0.0, 5.0),
+) -> PowerLawFit:
+    """Fit ``L(x) = L_inf + F x^(-gamma)`` (paper eq. 4) with bootstrap confidence intervals.
+
+    Meant for the points of a loss-compute Pareto frontier (:func:`pareto_frontier`), with ``x`` the
+    compute in FLOPs ``C`` (better: PFLOPs, ``C / 1e15``, as in table 1) or hours ``H``.
+
+    The objective is ``sum_i rho(log L_i - log(L_inf + F x_i^-gamma))``. With ``L_inf = 0`` and
+    ``huber_delta=None`` this is ordinary least squares of ``log L`` on ``log x``, solved in closed form
+    (and the bootstrap is vectorised); otherwise it is minimised by ``scipy.optimize.least_squares``
+    from a grid of starts (see the module docstring).
+
+    Args:
+        x: positive scale variable, ``[n]``.
+        loss: positive losses, ``[n]``.
+        L_inf: ``"fit"`` to fit the irreducible loss (``>= 0``), or a fixed value below ``min(loss)``;
+            the paper uses ``0`` (section 4.1).
+        huber_delta: Huber threshold on log residuals, or ``None`` for least squares.
+        n_bootstrap: bootstrap resamples for ``ci`` (0: no intervals).
+        groups: optional label per point (e.g. run id); the bootstrap then resamples whole groups.
+        seed: seed or ``numpy.random.Generator`` of the bootstrap.
+        confidence: level of the percentile intervals.
+        exponent_bounds: allowed range of ``gamma``.
+
+    Returns:
+        :class:`PowerLawFit`.
+
+    Raises:
+        TypeError / ValueError: non-numeric, non-finite or non-positive inputs, mismatched lengths,
+            fewer than ``n_params + 1`` points, or a single distinct ``x``.
+
+    Shapes:
+        x, loss, groups: ``[n]``.
+    """
+    x = as_positive_1d("x", x)
+    loss = as_positive_1d("loss", loss)
+    n = same_length(x=x, loss=loss)
+    E = _check_L_inf(L_inf, float(loss.min()))
+    delta = _check_delta(huber_delta)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    confidence = check_real("confidence", confidence, low=0.0, high=1.0)
+    ebounds = _check_exponent_bounds(exponent_bounds)
+    codes = None if groups is None else as_groups("groups", groups, n)
+    n_params = 2 if E is not None else 3
+    if n < n_params + 1:
+        raise ValueError(f"need at least {n_params + 1} points to fit {n_params} parameters "
+                         f"(with an error estimate), got {n}")
+    if np.unique(x).size < 2:
+        raise ValueError("x has a single distinct value: the exponent gamma is not identifiable")
+    rng = _rng(seed)
+
+    logx = np.log(x)[:, None]
+    y = np.log(loss)
+    fixed = () if E is None else ("L_inf",)
+
+    if E == 0.0 and delta is None:
+        # Closed-form OLS: y = a - gamma * log x.
+        theta, cost = _ols(logx[:, 0], y, np.ones(n)[None, :])
+        a, gamma = float(theta[0, 0]), float(theta[0, 1])
+        if not (ebounds[0] <= gamma <= ebounds[1]):
+            warnings.warn(f"gamma = {gamma:.6g} lies outside exponent_bounds {ebounds}; least squares "
+                          "on log-log data does not apply bounds", FitWarning, stacklevel=2)
+        samples: dict[str, np.ndarray] = {}
+        if n_bootstrap:
+            counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
+            th, _ = _ols(logx[:, 0], y, counts)
+            ok = np.all(np.isfinite(th), axis=1)
+            if not ok.all():
+                warnings.warn(f"{int((~ok).sum())} of {n_bootstrap} bootstrap resamples had a single "
+                              "distinct x and were dropped", FitWarning, stacklevel=2)
+            th = th[ok]
+            samples = {"F": np.exp(th[:, 0]), "gamma": th[:, 1], "L_inf": np.zeros(len(th))}
+        return PowerLawFit(
+            F=math.exp(a), gamma=gamma, L_inf=0.0,
+            ci=_percentile_ci(samples, confidence) if samples else {},
+            samples=samples, n_points=n, fixed=fixed, objective=float(cost[0]),
+            confidence=confidence,
+        )
+
+    model = _LogSumModel(logx, y, E=E, scale=float(np.median(loss)))
+    lb, ub = _bounds(model, ebounds)
+    grid = _grid(model, float(loss.min()), ebounds)
+    scores = _score(model, grid, delta)
+    starts = grid[np.argsort(scores, kind="stable")[: min(8, len(grid))]]
+    opt = _optimise(model, starts, lb, ub, delta)
+    names = ["F", "gamma"] + (["L_inf"] if model.fit_E else [])
+    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=2)
+    _warn_bounds(names, theta, lb, ub)
+    _warn_fit_quality(opt, model, names, lb, ub, min_agree=2)
+
+    samples = {}
+    if n_bootstrap:
+        counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
+        th = _bootstrap_nonlinear(model, theta, lb, ub, delta, counts)
+        samples = {"F": np.exp(th[:, 0]), "gamma": th[:, 1],
+                   "L_inf": _snap_samples(th[:, 2] * model.scale, float(loss.min())) if model.fit_E
+                   else np.full(len(th), model.E)}
+    return PowerLawFit(
+        F=math.exp(theta[0]), gamma=float(theta[1]), L_inf=float(model._E(theta)),
+        ci=_percentile_ci(samples, confidence) if samples else {},
+        samples=samples, n_points=n, fixed=fixed, objective=opt.cost, confidence=confidence,
+    )
+
+
+def _ols(lx: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted OLS of ``y = a - gamma lx`` for each weight row ``w [B, n]`` -> ``([B, 2], cost [B])``."""
+    sw = w.sum(axis=1)
+    mx = w @ lx / sw
+    my = w @ y / sw
+    dx = lx[None, :] - mx[:, None]
+    dy = y[None, :] - my[:, None]
+    sxx = np.einsum("bn,bn->b", w, dx * dx)
+    sxy = np.einsum("bn,bn->b", w, dx * dy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(sxx > 1e-12 * sw * (1 + np.abs(mx)) ** 2, sxy / sxx, np.nan)
+    a = my - slope * mx
+    r = dy - slope[:, None] * dx
+    cost = 0.5 * np.einsum("bn,bn->b", w, r * r)
+    return np.stack([a, -slope], axis=1), cost
+
+
+def _snap_L_inf(theta: np.ndarray, model: _LogSumModel, min_loss: float, *, stacklevel: int) -> np.ndarray:
+    """Report a fitted ``L_inf`` at its lower bound as exactly 0, with a warning."""
+    if not model.fit_E:
+        return theta
+    theta = theta.copy()
+    if theta[-1] * model.scale < _LINF_ZERO * min_loss:
+        theta[-1] = 0.0
+        warnings.warn("L_inf sits on its lower bound 0 (the data show no irreducible loss); it is "
+                      "reported as 0. Pass L_inf=0.0 to fix it, as the paper does.",
+                      FitWarning, stacklevel=stacklevel + 1)
+    return theta
+
+
+def _snap_samples(L_inf: np.ndarray, min_loss: float) -> np.ndarray:
+    """Bootstrap values of ``L_inf`` at the lower bound are 0, as for the full fit."""
+    return np.where(L_inf < _LINF_ZERO * min_loss, 0.0, L_inf)
+
+
+def fit_sum_power_law(
+    N: ArrayLike,
+    D: ArrayLike,
+    loss: ArrayLike,
+    *,
+    L_inf: float | str = "fit",
+    huber_delta: float | None = 1e-3,
+    n_bootstrap: int = 1000,
+    groups: ArrayLike | None = None,
+    seed: int | np.random.Generator = 0,
+    n_starts: int = 16,
+    init: Mapping[str, float] | None = None,
+    confidence: float = 0.95,
+    exponent_bounds: tuple[float, float] = (0.0, 5.0),
+) -> SumPowerLawFit:
+    """Fit ``L(N, D) = L_inf + A N^-alpha + B D^-beta`` (paper eq. 5; Hoffmann et al. approach 3).
+
+    Minimises the Huber loss (``huber_delta``, 1e-3 as Hoffmann et al.) of the log residuals
+    ``log L_i - LSE(log A - alpha log N_i, log B - beta log D_i, log L_inf)`` with
+    ``scipy.optimize.least_squares`` at tight tolerances, from the ``n_starts`` best points of a
+    vectorised grid search (or from ``init`` alone), and bootstraps the fit (warm-started) for the
+    intervals. See the module docstring for the method and the warnings it can emit.
+
+    Args:
+        N: model sizes (trainable parameters), ``[n]``; at least two distinct values.
+        D: data sizes (tokens / atoms seen), ``[n]``; at least two distinct values.
+        loss: validation losses, ``[n]``.
+        L_inf: ``"fit"`` (default; constrained ``>= 0``) or a fixed value below ``min(loss)``; the
+            paper finds ``L_inf ~ 0`` for every architecture.
+        huber_delta: Huber threshold on log residuals; ``None`` for plain least squares.
+        n_bootstrap: bootstrap resamples (0: no intervals).
+        groups: optional label per row (e.g. run id): resample whole runs instead of rows, which
+            respects the correlation of points along one learning curve.
+        seed: seed or ``numpy.random.Generator`` of the bootstrap.
+        n_starts: number of best grid points refined by the local optimiser.
+        init: optional starting point ``{"A", "B", "alpha", "beta"[, "L_inf"]}``; replaces the grid.
+        confidence: level of the percentile intervals.
+        exponent_bounds: allowed range of ``alpha`` and ``beta``.
+
+    Returns:
+        :class:`SumPowerLawFit`.
+
+    Raises:
+        TypeError / ValueError: bad values (named, with the first bad index), mismatched lengths,
+            fewer than ``n_params + 1`` points, a single distinct ``N`` or ``D`` (use
+            :func:`fit_power_law` on the other variable instead).
+
+    Shapes:
+        N, D, loss, groups: ``[n]``.
+    """
+    N = as_positive_1d("N", N)
+    D = as_positive_1d("D", D)
+    loss = as_positive_1d("loss", loss)
+    n = same_length(N=N, D=D, loss=loss)
+    E = _check_L_inf(L_inf, float(loss.min()))
+    delta = _check_delta(huber_delta)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    n_starts = check_int("n_starts", n_starts, minimum=1)
+    confidence = check_real("confidence", confidence, low=0.0, high=1.0)
+    ebounds = _check_exponent_bounds(exponent_bounds)
+    codes = None if groups is None else as_groups("groups", groups, n)
+    n_params = 4 if E is not None else 5
+    if n < n_params + 1:
+        raise ValueError(f"need at least {n_params + 1} points to fit {n_params} parameters "
+                         f"(with an error estimate), got {n}")
+    for name, v, other in (("N", N, "D"), ("D", D, "N")):
+        if np.unique(v).size < 2:
+            raise ValueError(
+                f"{name} has a single distinct value ({v[0]:g}): the sum law cannot separate its "
+                f"amplitude and exponent from L_inf; fit a power law in {other} instead "
+                f"(fit_power_law({other}, loss, L_inf='fit'))")
+    rng = _rng(seed)
+
+    model = _LogSumModel(np.stack([np.log(N), np.log(D)], axis=1), np.log(loss), E=E,
+                         scale=float(np.median(loss)))
+    lb, ub = _bounds(model, ebounds)
+    names = ["A", "B", "alpha", "beta"] + (["L_inf"] if model.fit_E else [])
+    if init is not None:
+        starts = _init_theta(init, model)[None, :]
+    else:
+        grid = _grid(model, float(loss.min()), ebounds)
+        scores = _score(model, grid, delta)
+        starts = grid[np.argsort(scores, kind="stable")[: min(n_starts, len(grid))]]
+    opt = _optimise(model, starts, lb, ub, delta)
+    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=2)
+    _warn_bounds(names, theta, lb, ub)
+    _warn_fit_quality(opt, model, names, lb, ub, min_agree=max(2, n_starts // 8))
+
+    samples: dict[str, np.ndarray] = {}
+    if n_bootstrap:
+        counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
+        th = _bootstrap_nonlinear(model, theta, lb, ub, delta, counts)
+        samples = {
+            "L_inf": _snap_samples(th[:, 4] * model.scale, float(loss.min())) if model.fit_E
+            else np.full(len(th), model.E),
+            "A": np.exp(th[:, 0]), "B": np.exp(th[:, 1]), "alpha": th[:, 2], "beta": th[:, 3],
+        }
+    return SumPowerLawFit(
+        L_inf=float(model._E(theta)), A=math.exp(theta[0]), B=math.exp(theta[1]),
+        alpha=float(theta[2]), beta=float(theta[3]),
+        ci=_percentile_ci(samples, confidence) if samples else {},
+        samples=samples, n_points=n, fixed=() if model.fit_E else ("L_inf",),
+        objective=opt.cost, n_starts=opt.n_starts, n_agree=opt.n_agree, confidence=confidence,
+    )
+
+
+def _init_theta(init: Mapping[str, float], model: _LogSumModel) -> np.ndarray:
+    if not isinstance(init, Mapping):
+        raise TypeError(f"init must be a mapping of symbols to values, got {type(init).__name__}")
+    need = {"A", "B", "alpha", "beta"} | ({"L_inf"} if model.fit_E else set())
+    allowed = need | {"L_inf"}
+    missing = need - set(init)
+    extra = set(init) - allowed
+    if missing or extra:
+        raise ValueError(f"init must give {sorted(need)}; missing {sorted(missing)}, "
+                         f"unknown {sorted(extra)}")
+    A = check_real("init['A']", init["A"], low=0.0, high=math.inf)
+    B = check_real("init['B']", init["B"], low=0.0, high=math.inf)
+    theta = [math.log(A), math.log(B), float(init["alpha"]), float(init["beta"])]
+    if model.fit_E:
+        theta.append(check_real("init['L_inf']", init["L_inf"], low=0.0, high=math.inf,
+                                low_open=False) / model.scale)
+    return np.array(theta, dtype=np.float64)
