@@ -1,0 +1,18 @@
+"""Message-passing blocks, embedding and output heads (one public block per module).
+
+Blocks: :class:`UnconstrainedBlock` (paper C.1), :class:`CartesianVectorBlock` (C.3); the directional
+(C.2) and spherical SO(2) (C.4) blocks are added by their modules.
+"""
+
+from nnip_scaling.nn.embedding import AtomEmbedding
+from nnip_scaling.nn.heads import EnergyHead, MLPForceHead
+from nnip_scaling.nn.mlp import MLP
+from nnip_scaling.nn.unconstrained import UnconstrainedBlock
+
+__all__ = [
+    "AtomEmbedding",
+    "EnergyHead",
+    "MLPForceHead",
+    "MLP",
+    "UnconstrainedBlock",
+]
