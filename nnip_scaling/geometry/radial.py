@@ -118,6 +118,9 @@ def polynomial_envelope(r: torch.Tensor, *, cutoff: float, p: int = 5) -> torch.
         u(d) = 1 - \frac{(p+1)(p+2)}{2} d^p + p(p+2)\,d^{p+1} - \frac{p(p+1)}{2} d^{p+2}
         \quad (d < 1),\qquad u(d) = 0 \quad (d \ge 1).
 
+    evaluated in the equivalent factorised form
+    :math:`u(d) = (1-d)^3 \sum_{k=0}^{p-1} \binom{k+2}{2} d^k` (no cancellation near the cutoff).
+
     Properties (tested): :math:`u(0) = 1`; :math:`u(1) = u'(1) = u''(1) = 0`, so the envelope and
     its first two derivatives are continuous at the cutoff (energies, forces and force-derivatives of
     a model are smooth as atoms cross it); :math:`0 \le u \le 1` and :math:`u` decreases on
@@ -135,9 +138,11 @@ def polynomial_envelope(r: torch.Tensor, *, cutoff: float, p: int = 5) -> torch.
     cutoff = check_positive_float("cutoff", cutoff)
     p = check_int("p", p, minimum=2)
     d = r / cutoff
-    a = -(p + 1) * (p + 2) / 2.0
-    b = float(p * (p + 2))
-    c = -p * (p + 1) / 2.0
-    dp = d**p
-    u = 1.0 + dp * (a + d * (b + c * d))
+    # u(d) has a triple root at d = 1 and u(d) = 1 + O(d^p), hence the exact factorisation
+    # u(d) = (1 - d)^3 * sum_{k<p} binom(k+2, 2) d^k  (Taylor series of (1-d)^-3, truncated).
+    # All coefficients are positive: no cancellation near the cutoff, u >= 0 even in float32.
+    q = torch.full_like(d, (p + 1) * p / 2.0)
+    for k in range(p - 2, -1, -1):
+        q = q * d + (k + 2) * (k + 1) / 2.0
+    u = (1.0 - d) ** 3 * q
     return torch.where(d < 1.0, u, torch.zeros_like(u))

@@ -135,8 +135,12 @@ def _y_generator_antidiag(l: int) -> torch.Tensor:
 
     g = o3.so3_generators(l)[1].to(torch.float64)
     idx = torch.arange(2 * l + 1)
-    anti = g[idx, 2 * l - idx].clone()
+    # the entries are the integers +-m; e3nn builds them in the default dtype (float32 rounding),
+    # so round to the exact integers
+    anti = torch.round(g[idx, 2 * l - idx])
     anti[l] = 0.0
+    if not torch.equal(anti.abs(), (idx - l).abs().to(torch.float64)):
+        raise RuntimeError(f"unexpected e3nn generator of rotations about y for l={l}")
     return anti
 
 
