@@ -27,9 +27,9 @@ COINCIDENT_TOLERANCE = 1e-6
 # Upper bound on candidate pairs materialised at once (keeps peak memory bounded on huge systems).
 _CHUNK_PAIRS = 1 << 22
 
-_OFFSETS = torch.tensor(
-    [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=torch.int64
-)
+# Half shell: the home cell plus the 13 lexicographically positive neighbour cells. Pairs found through a
+# positive offset are emitted in both directions, so every unordered pair is examined exactly once.
+_HALF_SHELL = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) >= (0, 0, 0)]
 
 
 def _validate(positions: Tensor, batch: Tensor | None, cutoff: float, max_neighbors: int | None) -> Tensor:
@@ -83,19 +83,15 @@ def _cell_list_pairs(positions: Tensor, batch: Tensor, cutoff: float) -> tuple[T
             "cutoff is too small relative to the extent of the system for the cell list "
             f"(grid of {dims.tolist()} cells); use a larger cutoff or split the system"
         )
-    stride = torch.stack([dims[1] * dims[2], dims[2], torch.ones_like(dims[2])])
-    graph_stride = dims.prod()
-
-    def key_of(c: Tensor) -> Tensor:
-        return batch * graph_stride + ((c + 1) * stride).sum(-1)
-
-    key = key_of(cell)
+    stride = [int(dims[1] * dims[2]), int(dims[2]), 1]
+    key = batch * int(dims.prod()) + ((cell + 1) * torch.tensor(stride, device=device)).sum(-1)
     sorted_key, order = torch.sort(key, stable=True)
     cutoff_sq = cutoff * cutoff
     srcs, tgts, d2s = [], [], []
     all_targets = torch.arange(n, device=device)
-    for offset in _OFFSETS.to(device):
-        nkey = key_of(cell + offset)
+    for offset in _HALF_SHELL:
+        home = offset == (0, 0, 0)
+        nkey = key + sum(o * st for o, st in zip(offset, stride))  # key is linear in the cell index
         start = torch.searchsorted(sorted_key, nkey, right=False)
         count = torch.searchsorted(sorted_key, nkey, right=True) - start
         has = count > 0
@@ -115,10 +111,17 @@ def _cell_list_pairs(positions: Tensor, batch: Tensor, cutoff: float) -> tuple[T
             src = order[slot]
             diff = positions[src] - positions[tgt]
             d2 = (diff * diff).sum(-1)
-            keep = (d2 <= cutoff_sq) & (src != tgt)
-            srcs.append(src[keep])
-            tgts.append(tgt[keep])
-            d2s.append(d2[keep])
+            keep = d2 <= cutoff_sq
+            if home:
+                keep &= src != tgt
+            src, tgt, d2 = src[keep], tgt[keep], d2[keep]
+            srcs.append(src)
+            tgts.append(tgt)
+            d2s.append(d2)
+            if not home:  # the reverse direction of a cross-cell pair
+                srcs.append(tgt)
+                tgts.append(src)
+                d2s.append(d2)
             lo = hi
     if not srcs:
         empty = torch.empty(0, dtype=torch.int64, device=device)
