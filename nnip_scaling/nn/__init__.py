@@ -4,15 +4,18 @@ Blocks: :class:`UnconstrainedBlock` (paper C.1), :class:`CartesianVectorBlock` (
 (C.2) and spherical SO(2) (C.4) blocks are added by their modules.
 """
 
+from nnip_scaling.nn.cartesian import CartesianVectorBlock
 from nnip_scaling.nn.embedding import AtomEmbedding
-from nnip_scaling.nn.heads import EnergyHead, MLPForceHead
+from nnip_scaling.nn.heads import EnergyHead, MLPForceHead, VectorForceHead
 from nnip_scaling.nn.mlp import MLP
 from nnip_scaling.nn.unconstrained import UnconstrainedBlock
 
 __all__ = [
     "AtomEmbedding",
+    "CartesianVectorBlock",
     "EnergyHead",
     "MLPForceHead",
     "MLP",
     "UnconstrainedBlock",
+    "VectorForceHead",
 ]

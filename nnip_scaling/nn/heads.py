@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from nnip_scaling.nn.mlp import MLP
+from nnip_scaling.nn.mlp import MLP, init_readout_
 
 __all__ = ["EnergyHead", "MLPForceHead", "VectorForceHead"]
 
@@ -74,3 +74,33 @@ class MLPForceHead(nn.Module):
 
     def forward(self, state: Any, graph: Any = None) -> Tensor:
         return self.mlp(state.scalars)
+
+
+class VectorForceHead(nn.Module):
+    r"""Direct forces as a learned combination of vector channels (cartesian family):
+
+    .. math:: F_v = \sum_{e=1}^{E} D_{v,:,e}\,\big(a_e + (W s_v)_e\big),
+
+    with :math:`D_v = X_v - x_v\mathbf 1^\top` the displacement form of the vector channels
+    (translation-invariant) and :math:`s_v` the invariant scalars. The coefficients are invariant and
+    :math:`D_v` is :math:`O(3)`-equivariant, so the forces are **O(3)-equivariant** and
+    translation-invariant. μP: :math:`W` readout init :math:`\mathcal N(0, 1/w^2)`, :math:`a = 0`.
+
+    Args:
+        in_features: size :math:`w` of :math:`s_v`.
+        vector_channels: :math:`E`.
+
+    Forward: ``(state, graph)`` with ``state.scalars [n_atoms, w]`` and ``state.vectors
+    [n_atoms, 3, E]``; ``graph`` unused.
+
+    Shapes:
+        -> ``[n_atoms, 3]``.
+    """
+
+    def __init__(self, in_features: int, vector_channels: int) -> None:
+        super().__init__()
+        self.lin = init_readout_(nn.Linear(in_features, vector_channels, bias=True))
+
+    def forward(self, state: Any, graph: Any = None) -> Tensor:
+        coeff = self.lin(state.scalars)  # [n_atoms, E]
+        return (state.vectors * coeff.unsqueeze(1)).sum(dim=-1)
