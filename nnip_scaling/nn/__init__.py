@@ -8,6 +8,7 @@ from nnip_scaling.nn.cartesian import CartesianVectorBlock
 from nnip_scaling.nn.embedding import AtomEmbedding
 from nnip_scaling.nn.heads import EnergyHead, MLPForceHead, VectorForceHead
 from nnip_scaling.nn.mlp import MLP
+from nnip_scaling.nn.spherical import SO2Block
 from nnip_scaling.nn.unconstrained import UnconstrainedBlock
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "EnergyHead",
     "MLPForceHead",
     "MLP",
+    "SO2Block",
     "UnconstrainedBlock",
     "VectorForceHead",
 ]
