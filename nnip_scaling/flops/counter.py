@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -348,20 +349,31 @@ class _CountingMode(TorchDispatchMode):
 # public entry point
 
 
-def _unwrap(fn_or_module: Callable[..., Any]) -> tuple[Callable[..., Any], torch.nn.Module | None]:
-    """``(callable to run, root module for names)``; a torch.compile'd module is replaced by the
-    module it wraps (``_orig_mod``), so its eager ops are counted under the original names."""
-    fn = fn_or_module
-    if isinstance(fn, torch.nn.Module):
-        orig = getattr(fn, "_orig_mod", None)
-        while isinstance(orig, torch.nn.Module):
-            fn = orig
-            orig = getattr(fn, "_orig_mod", None)
-        return fn, fn
-    owner = getattr(fn, "__self__", None)
+def _strip_compile(module: torch.nn.Module) -> torch.nn.Module:
+    orig = getattr(module, "_orig_mod", None)
+    while isinstance(orig, torch.nn.Module):
+        module = orig
+        orig = getattr(module, "_orig_mod", None)
+    return module
+
+
+def _unwrap(
+    fn_or_module: Callable[..., Any],
+) -> tuple[Callable[..., Any], torch.nn.Module | None, bool]:
+    """``(callable to run, root module for names, whether the root must be pushed by hand)``.
+
+    A torch.compile'd module is replaced by the module it wraps (``_orig_mod``), so its eager
+    ops are counted under the original names. A bound method of a module (``model.energy``)
+    names modules from its owner, which is put on the module stack for the duration of the
+    call (its forward hooks do not fire for a method call).
+    """
+    if isinstance(fn_or_module, torch.nn.Module):
+        root = _strip_compile(fn_or_module)
+        return root, root, False
+    owner = getattr(fn_or_module, "__self__", None)
     if isinstance(owner, torch.nn.Module):
-        return fn, owner
-    return fn, None
+        return fn_or_module, _strip_compile(owner), True
+    return fn_or_module, None, False
 
 
 def _grad_leaves(loss: torch.Tensor) -> list[torch.Tensor]:
@@ -465,7 +477,7 @@ def count_flops(
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         if not backward:
             raise ValueError("loss_fn is only used with backward=True")
-    fn, root = _unwrap(fn_or_module)
+    fn, root, push_root = _unwrap(fn_or_module)
     names: dict[int, str] = {}
     if root is not None:
         for name, m in root.named_modules(remove_duplicate=False):
@@ -480,8 +492,20 @@ def count_flops(
     ]
     stance = _eager_stance()
     try:
-        with stance, mode:
-            out = fn(*args, **kwargs)
+        with stance, mode, warnings.catch_warnings():
+            # Global module hooks also fire for the OptimizedModule wrapper of a compiled
+            # submodule; its name collapses onto the wrapped module's (see _clean_name).
+            warnings.filterwarnings(
+                "ignore", message=r"Using `torch.compile\(module\)` when there are global hooks"
+            )
+            if push_root:
+                tracker.pre(root, args)
+                try:
+                    out = fn(*args, **kwargs)
+                finally:
+                    tracker.post(root, args, None)
+            else:
+                out = fn(*args, **kwargs)
             if backward:
                 loss = _check_loss(loss_fn(out) if loss_fn is not None else out,
                                    from_loss_fn=loss_fn is not None)

@@ -1,0 +1,424 @@
+r"""Estimate the compute constant :math:`\kappa` of an architecture (paper section 4.1, figure 2).
+
+.. math::
+
+    C \approx 3\,\kappa\,N\,D \quad\text{(eq. 3)},\qquad
+    \kappa = \frac{C_\text{fwd}}{N\,D},
+
+with :math:`C_\text{fwd}` the FLOPs of one forward pass over :math:`D` atoms (the "tokens" of an
+interatomic potential) and :math:`N` the number of trainable parameters. The forward pass is
+counted by :func:`~nnip_scaling.flops.count_flops` (conventions in docs/flops.md); neighbour-list
+construction is excluded by building edges before counting.
+
+:math:`\kappa` is a constant only if every FLOP scales with :math:`N`. Parts of a model that do not
+grow with width (radial bases, spherical harmonics, per-edge geometry, embeddings) make small
+models look more expensive per parameter, so :math:`\kappa` drifts with :math:`N`; the per-size
+table (:attr:`KappaEstimate.per_size`) is then the honest answer, and a warning is issued.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnip_scaling.flops.counter import count_flops
+
+__all__ = ["KappaEstimate", "KappaPoint", "KappaRow", "KappaDriftWarning", "estimate_kappa",
+           "probe_graphs"]
+
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (8, 32, 90)
+
+
+class KappaDriftWarning(UserWarning):
+    """κ changes with model size by more than the tolerance: quote the per-size table."""
+
+
+@dataclass(frozen=True)
+class KappaPoint:
+    """One counted forward pass.
+
+    Attributes:
+        width: the width passed to the factory (``None`` for a single model).
+        n_params: trainable parameters :math:`N`.
+        n_atoms: atoms in the batch :math:`D`.
+        n_edges: directed edges in the batch (0 if the graph carried none).
+        flops: forward FLOPs :math:`C_\\text{fwd}`.
+    """
+
+    width: int | None
+    n_params: int
+    n_atoms: int
+    n_edges: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class KappaRow:
+    """κ of one model size.
+
+    Attributes:
+        width: the width (``None`` for a single model).
+        n_params: trainable parameters :math:`N`.
+        flops_per_atom: least-squares slope of :math:`C_\\text{fwd}` against :math:`D` through
+            the origin over the probe batches.
+        kappa: ``flops_per_atom / n_params``.
+    """
+
+    width: int | None
+    n_params: int
+    flops_per_atom: float
+    kappa: float
+
+
+@dataclass(frozen=True)
+class KappaEstimate:
+    r"""Result of :func:`estimate_kappa`.
+
+    Attributes:
+        kappa: least-squares fit of :math:`C = \kappa N D` through the origin over every counted
+            pass (all sizes, all batches).
+        kappa_intercept_fit: ``(slope, intercept)`` of :math:`C = \text{slope}\cdot N D +
+            \text{intercept}` (NaNs when fewer than two distinct :math:`N D` values).
+        per_size: one :class:`KappaRow` per model size, in the order given.
+        loglog_slope: slope of :math:`\log(C/D)` against :math:`\log N` across sizes (1 when
+            :math:`\kappa` is constant; below 1 when fixed per-atom costs are amortised at larger
+            width); ``None`` with a single size.
+        mean_neighbors: directed edges per atom over the probe batches (``None`` when the graphs
+            carried no edges, i.e. the model builds its own and that cost is counted).
+        r_squared: coefficient of determination of the through-origin fit.
+        drift: relative spread of the per-size κ, ``max/min - 1`` (0 for a single size).
+        warning: a message when ``drift`` exceeds the tolerance, else ``None``.
+        points: every counted pass (:class:`KappaPoint`), for plotting :math:`C` against
+            :math:`N D` (paper figure 2).
+        uncounted: ops without a FLOP rule seen while counting (name -> calls over all passes);
+            non-empty means κ is a lower bound.
+    """
+
+    kappa: float
+    kappa_intercept_fit: tuple[float, float]
+    per_size: tuple[KappaRow, ...]
+    loglog_slope: float | None
+    mean_neighbors: float | None
+    r_squared: float
+    drift: float
+    warning: str | None
+    points: tuple[KappaPoint, ...]
+    uncounted: Mapping[str, int] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """The per-size table as text (width, N, FLOPs per atom, κ)."""
+        lines = [f"{'width':>7}  {'N':>12}  {'FLOPs/atom':>14}  {'kappa':>8}"]
+        for r in self.per_size:
+            w = "-" if r.width is None else str(r.width)
+            lines.append(f"{w:>7}  {r.n_params:>12,}  {r.flops_per_atom:>14,.0f}  {r.kappa:>8.3f}")
+        slope, icpt = self.kappa_intercept_fit
+        lines.append(f"kappa (fit through origin) = {self.kappa:.3f}; with intercept: slope "
+                     f"{slope:.3f}, intercept {icpt:,.0f} FLOPs")
+        if self.loglog_slope is not None:
+            lines.append(f"log-log slope of C/D vs N = {self.loglog_slope:.3f}")
+        if self.mean_neighbors is not None:
+            lines.append(f"mean neighbours per atom = {self.mean_neighbors:.2f}")
+        if self.warning:
+            lines.append(f"warning: {self.warning}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# ----------------------------------------------------------------------------------------------
+# probe batches
+
+
+def probe_graphs(
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> list[Any]:
+    """Batches of the built-in molecules (:func:`~nnip_scaling.data.molecules.builtin_molecules`).
+
+    Batch ``i`` holds the first ``batch_sizes[i]`` molecules of one fixed permutation of the 90
+    built-in molecules (drawn with ``numpy.random.default_rng(seed)``), so the batches are nested.
+
+    Args:
+        batch_sizes: molecules per batch, each in 1..90.
+        seed: seed of the permutation.
+        dtype, device: of the positions.
+
+    Returns:
+        A list of :class:`~nnip_scaling.graph.AtomicGraph` without edges.
+    """
+    from nnip_scaling.data.molecules import builtin_molecules
+    from nnip_scaling.graph import AtomicGraph
+
+    mols = builtin_molecules()
+    sizes = _check_batch_sizes(batch_sizes, len(mols))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    perm = np.random.default_rng(seed).permutation(len(mols))
+    return [
+        AtomicGraph.from_molecules([mols[i].as_tuple() for i in perm[:k]], dtype=dtype, device=device)
+        for k in sizes
+    ]
+
+
+def _check_batch_sizes(batch_sizes: Any, n_max: int) -> tuple[int, ...]:
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence):
+        raise TypeError(f"batch_sizes must be a sequence of ints, got {type(batch_sizes).__name__}")
+    if len(batch_sizes) == 0:
+        raise ValueError("batch_sizes must not be empty")
+    out = []
+    for k in batch_sizes:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= n_max:
+            raise ValueError(f"batch_sizes: each entry must be an int in 1..{n_max} (molecules), "
+                             f"got {k!r}")
+        out.append(int(k))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# fits (pure)
+
+
+def _fit_origin(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y = a·x``: ``Σxy / Σx²``."""
+    return float(np.dot(x, y) / np.dot(x, x))
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    if np.unique(x).size < 2:
+        return math.nan, math.nan
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def _r_squared_origin(x: np.ndarray, y: np.ndarray, a: float) -> float:
+    ss_res = float(np.sum((y - a * x) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if ss_tot == 0.0:
+        return 1.0 if ss_res == 0.0 else 0.0
+    return 1.0 - ss_res / ss_tot
+
+
+# ----------------------------------------------------------------------------------------------
+# counting
+
+
+def _n_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _float_param(model: nn.Module) -> torch.Tensor | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p
+    return None
+
+
+def _edge_settings(model: nn.Module) -> tuple[float, int | None] | None:
+    """``(cutoff, max_neighbors)`` from ``model.config`` when it has both fields."""
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    cutoff = getattr(cfg, "cutoff", None)
+    if cutoff is None or not hasattr(cfg, "max_neighbors"):
+        return None
+    return float(cutoff), cfg.max_neighbors
+
+
+def _prepare(graph: Any, model: nn.Module, cache: dict) -> Any:
+    """Graph in the model's dtype/device, with edges of the model's radius when it has a config
+    (built here, outside the count)."""
+    p = _float_param(model)
+    if p is not None and (graph.dtype != p.dtype or graph.device != p.device):
+        graph = graph.to(device=p.device, dtype=p.dtype)
+    settings = _edge_settings(model)
+    if settings is None or graph.edge_index is not None:
+        return graph
+    key = (id(graph), settings, graph.dtype, graph.device)
+    if key not in cache:
+        cache[key] = (graph, graph.with_edges(settings[0], max_neighbors=settings[1]))
+    return cache[key][1]
+
+
+def _count_points(model: nn.Module, graphs: Sequence[Any], width: int | None, cache: dict,
+                  uncounted: dict[str, int]) -> list[KappaPoint]:
+    n = _n_trainable(model)
+    if n == 0:
+        raise ValueError(f"the model{'' if width is None else f' of width {width}'} has no "
+                         "trainable parameters (N = 0)")
+    pts = []
+    for g in graphs:
+        g = _prepare(g, model, cache)
+        rep = count_flops(model, g)
+        for k, v in rep.uncounted.items():
+            uncounted[k] = uncounted.get(k, 0) + v
+        n_edges = 0 if g.edge_index is None else int(g.edge_index.shape[1])
+        pts.append(KappaPoint(width, n, int(g.n_atoms), n_edges, int(rep.total)))
+    return pts
+
+
+def _as_graph_list(graphs: Any) -> list[Any]:
+    from nnip_scaling.graph import AtomicGraph
+
+    if isinstance(graphs, AtomicGraph):
+        graphs = [graphs]
+    if isinstance(graphs, (str, bytes)) or not isinstance(graphs, Sequence) or len(graphs) == 0:
+        raise TypeError("graphs must be an AtomicGraph or a non-empty sequence of AtomicGraph")
+    for i, g in enumerate(graphs):
+        if not isinstance(g, AtomicGraph):
+            raise TypeError(f"graphs[{i}] must be an AtomicGraph, got {type(g).__name__}")
+        if g.n_atoms == 0:
+            raise ValueError(f"graphs[{i}] has no atoms")
+    return list(graphs)
+
+
+def estimate_kappa(
+    model_or_factory: nn.Module | Callable[[int], nn.Module],
+    graphs: Any = None,
+    *,
+    widths: Sequence[int] | None = None,
+    batch_sizes: Sequence[int] | None = None,
+    seed: int = 0,
+    drift_tolerance: float = 0.2,
+) -> KappaEstimate:
+    r"""Measure :math:`\kappa = C_\text{fwd} / (N D)` (paper eq. 3, figure 2).
+
+    With a model, its forward pass is counted on several batches (``D`` = atoms per batch) and
+    :math:`C = \kappa N D` is fitted through the origin. With a factory ``width -> model`` and
+    ``widths``, every width is measured on the same batches, and the fit runs over all sizes, as
+    in the paper's figure 2; :attr:`KappaEstimate.per_size` holds κ per size.
+
+    The probe batches, unless ``graphs`` are given, are nested subsets of the 90 built-in
+    molecules (:func:`probe_graphs`; ``batch_sizes`` molecules each). A model with a ``config``
+    carrying ``cutoff`` and ``max_neighbors`` (every :class:`~nnip_scaling.models.Potential`)
+    gets its edges built before counting, so neighbour-list construction is excluded; a model
+    without one that builds edges itself has that counted. Graphs that already carry edges are
+    used as given. Graphs are converted to the model's dtype and device.
+
+    What is counted is the model's forward call in its current mode (train/eval): a model with
+    conservative forces includes the force computation (an ``autograd.grad``) in
+    :math:`C_\text{fwd}`. The paper's models predict forces directly.
+
+    Args:
+        model_or_factory: an ``nn.Module`` taking an ``AtomicGraph``, or (with ``widths``) a
+            callable ``width -> nn.Module``.
+        graphs: an ``AtomicGraph`` or a sequence of them (batches); default: probe batches.
+        widths: widths to build with the factory (distinct ints >= 1).
+        batch_sizes: molecules per probe batch, each in 1..90 (default ``(8, 32, 90)``); only
+            without ``graphs``.
+        seed: seed of the probe-batch permutation.
+        drift_tolerance: relative spread of per-size κ (``max/min - 1``) above which a
+            :class:`KappaDriftWarning` is issued and recorded in ``warning``.
+
+    Returns:
+        A :class:`KappaEstimate`.
+
+    Raises:
+        TypeError: a factory without ``widths``, a module with ``widths``, a factory returning a
+            non-module, graphs that are not ``AtomicGraph``.
+        ValueError: empty/invalid ``widths`` or ``batch_sizes``, both ``graphs`` and
+            ``batch_sizes``, a model with no trainable parameters, ``drift_tolerance <= 0``.
+
+    Shapes:
+        graphs: any number of atoms; only ``n_atoms`` and the FLOPs enter the fit.
+    """
+    if isinstance(drift_tolerance, bool) or not isinstance(drift_tolerance, (int, float)) \
+            or not drift_tolerance > 0:
+        raise ValueError(f"drift_tolerance must be a positive number, got {drift_tolerance!r}")
+    if widths is None:
+        if not isinstance(model_or_factory, nn.Module):
+            raise TypeError("estimate_kappa: pass an nn.Module, or a factory width -> model "
+                            f"together with widths=[...]; got {type(model_or_factory).__name__} "
+                            "without widths")
+        sizes: list[tuple[int | None, Callable[[], nn.Module]]] = [
+            (None, lambda: model_or_factory)  # type: ignore[list-item]
+        ]
+    else:
+        if isinstance(model_or_factory, nn.Module) or not callable(model_or_factory):
+            raise TypeError("widths=... needs a factory (a callable width -> nn.Module), got "
+                            f"{type(model_or_factory).__name__}")
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
+            raise ValueError("widths must be a non-empty sequence of ints")
+        for w in widths:
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+                raise ValueError(f"widths: each entry must be an int >= 1, got {w!r}")
+        if len(set(int(w) for w in widths)) != len(widths):
+            raise ValueError(f"widths must be distinct, got {list(widths)}")
+        sizes = [(int(w), (lambda w=int(w): model_or_factory(w))) for w in widths]
+    if graphs is not None and batch_sizes is not None:
+        raise ValueError("pass either graphs or batch_sizes, not both")
+
+    cache: dict = {}
+    uncounted: dict[str, int] = {}
+    points: list[KappaPoint] = []
+    probe: list[Any] | None = _as_graph_list(graphs) if graphs is not None else None
+    for width, make in sizes:
+        model = make()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the factory returned {type(model).__name__} for width {width}, "
+                            "expected an nn.Module")
+        if probe is None:
+            p = _float_param(model)
+            probe = probe_graphs(batch_sizes if batch_sizes is not None else DEFAULT_BATCH_SIZES,
+                                 seed=seed, dtype=None if p is None else p.dtype,
+                                 device=None if p is None else p.device)
+        points.extend(_count_points(model, probe, width, cache, uncounted))
+        del model
+    return _summarise(points, uncounted, float(drift_tolerance))
+
+
+def _summarise(points: list[KappaPoint], uncounted: dict[str, int], tol: float) -> KappaEstimate:
+    c = np.array([p.flops for p in points], dtype=np.float64)
+    n = np.array([p.n_params for p in points], dtype=np.float64)
+    d = np.array([p.n_atoms for p in points], dtype=np.float64)
+    x = n * d
+    kappa = _fit_origin(x, c)
+    slope, icpt = _fit_line(x, c)
+    r2 = _r_squared_origin(x, c, kappa)
+
+    rows: list[KappaRow] = []
+    for w in dict.fromkeys(p.width for p in points):
+        sel = [i for i, p in enumerate(points) if p.width == w]
+        per_atom = _fit_origin(d[sel], c[sel])
+        rows.append(KappaRow(w, points[sel[0]].n_params, per_atom, per_atom / points[sel[0]].n_params))
+
+    loglog = None
+    if len(rows) >= 2:
+        ln_n = np.log([r.n_params for r in rows])
+        ln_c = np.log([r.flops_per_atom for r in rows])
+        if np.unique(ln_n).size >= 2:
+            loglog = float(np.polyfit(ln_n, ln_c, 1)[0])
+    kappas = [r.kappa for r in rows]
+    drift = max(kappas) / min(kappas) - 1.0 if min(kappas) > 0 else math.inf
+    warning = None
+    if len(rows) >= 2 and drift > tol:
+        lo, hi = min(rows, key=lambda r: r.kappa), max(rows, key=lambda r: r.kappa)
+        warning = (f"kappa drifts with model size by {100 * drift:.0f}% (from {lo.kappa:.3g} at "
+                   f"N={lo.n_params:,} to {hi.kappa:.3g} at N={hi.n_params:,}); C is not "
+                   "proportional to N*D over this range -- quote the per-size table, not one kappa")
+        warnings.warn(warning, KappaDriftWarning, stacklevel=3)
+    edges = sum(p.n_edges for p in points)
+    mean_nb = edges / float(d.sum()) if edges > 0 else None
+    return KappaEstimate(
+        kappa=kappa,
+        kappa_intercept_fit=(slope, icpt),
+        per_size=tuple(rows),
+        loglog_slope=loglog,
+        mean_neighbors=mean_nb,
+        r_squared=r2,
+        drift=float(drift),
+        warning=warning,
+        points=tuple(points),
+        uncounted=MappingProxyType(dict(sorted(uncounted.items()))),
+    )
