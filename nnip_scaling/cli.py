@@ -17,6 +17,7 @@ from nnip_scaling._version import __version__
 # (subcommand name, module path). Add one line per subcommand.
 _SUBCOMMANDS: list[tuple[str, str]] = [
     ("graph", "nnip_scaling._graph_cli"),
+    ("dataset", "nnip_scaling.data.cli"),
 ]
 
 
