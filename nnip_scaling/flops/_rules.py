@@ -421,7 +421,11 @@ def classify(func: Any) -> tuple[str, str, Rule | None]:
     name = packet.__name__
     op_name = str(packet)
     if not op_name.startswith("aten."):
-        # Custom and non-aten ops: decompose when they can, else report them.
+        # torch-scatter's kernels (optional backend of nnip_scaling.ops): scatter/segment
+        # reductions, 1 FLOP per source element (the source is their first argument).
+        if op_name.startswith("torch_scatter.") and name.startswith(("scatter_", "segment_")):
+            return SPECIAL, op_name, _scatter_rule(0)
+        # Other custom ops: decompose when they can, else report them.
         if _has_composite_implicit(func):
             return COMPOSITE, op_name, None
         return UNKNOWN, op_name, None
