@@ -13,3 +13,10 @@ def test_readme_and_ci_agree():
     assert TEST_COMMAND in readme and MAIN_COMMAND in readme
     assert TEST_COMMAND in ci.splitlines()
     assert "pip install torch==2.13.0" in ci
+
+
+def test_readme_quickstart_runs():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Quickstart", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) <= 16  # the README promises a ~15-line quickstart
+    exec(compile(block, "README-quickstart", "exec"), {})
