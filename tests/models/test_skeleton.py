@@ -175,3 +175,11 @@ def test_mup_learning_rate():
                 dict(base_lr=1e-3, base_width=64, width=float("nan"))):
         with pytest.raises(ValueError):
             mup_learning_rate(**bad)
+
+
+@pytest.mark.parametrize("kind", ["unconstrained", "cartesian"])
+def test_empty_batch_gives_zero_energies(kind):
+    g = AtomicGraph.from_arrays(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), n_graphs=2)
+    for forces in ("direct", "conservative"):
+        out = build_model(kind, 4, 2, forces=forces).eval()(g)
+        assert torch.equal(out.energy, torch.zeros(2)) and out.forces.shape == (0, 3)
