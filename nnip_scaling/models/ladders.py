@@ -9,9 +9,14 @@ the paper's (our implementations are not theirs): see docs/architecture_models.m
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from nnip_scaling.models.build import FAMILIES, family_class
+import torch
+
+from nnip_scaling.models.build import FAMILIES, build_model, family_class
 from nnip_scaling.models.config import ModelConfig
 
 __all__ = ["LadderRung", "PAPER_LADDERS", "ladder", "paper_ladder", "LadderComparison", "ladder_comparison"]
@@ -40,8 +45,7 @@ def _rungs(depth: int, rows: list[tuple[int, int]], **graph: float) -> tuple[Lad
     return tuple(LadderRung(depth, w, p, **graph) for w, p in rows)  # type: ignore[arg-type]
 
 
-#: kind -> the paper's ladder (tables 3, 6, 4, 5).
-PAPER_LADDERS: dict[str, tuple[LadderRung, ...]] = {
+_TABLES: dict[str, tuple[LadderRung, ...]] = {
     # Table 3: unconstrained MPNN, depth 5.
     "unconstrained": _rungs(5, [
         (128, 222404), (256, 838020), (320, 1293284), (375, 1763133), (441, 2422704), (517, 3311714),
@@ -65,7 +69,8 @@ PAPER_LADDERS: dict[str, tuple[LadderRung, ...]] = {
         (32, 3721474),
     ]),
 }
-PAPER_LADDERS = {k: PAPER_LADDERS[k] for k in FAMILIES}  # same order as FAMILIES
+#: kind -> the paper's ladder (tables 3, 6, 4, 5).
+PAPER_LADDERS: Mapping[str, tuple[LadderRung, ...]] = MappingProxyType({k: _TABLES[k] for k in FAMILIES})  # read-only, in FAMILIES order
 
 
 def paper_ladder(kind: str) -> tuple[LadderRung, ...]:
@@ -123,12 +128,6 @@ def ladder_comparison(kind: str) -> list[LadderComparison]:
     Counting uses a ``meta``-device build (no memory is allocated), so even the 79M-parameter rung is
     instant.
     """
-    import dataclasses
-
-    import torch
-
-    from nnip_scaling.models.build import build_model
-
     out = []
     for cfg, rung in zip(ladder(kind), paper_ladder(kind)):
         with torch.device("meta"):
