@@ -236,16 +236,18 @@ def so2_linear(
     n_edges, _, c_in = x.shape
     n0 = layout.m_sizes[0]
     c_out = weight_m0.shape[1] // n0
-    x0 = x[:, :n0, :].reshape(n_edges, n0 * c_in)
+    # split (not slicing): its backward is one concatenation instead of a zero-filled buffer per slice
+    blocks = x.split([n0] + [2 * n for n in layout.m_sizes[1:]], dim=1)
+    x0 = blocks[0].reshape(n_edges, n0 * c_in)
     y0 = x0 @ weight_m0 if bias_m0 is None else torch.addmm(bias_m0, x0, weight_m0)
     out = [y0.reshape(n_edges, n0, c_out)]
     for m in range(1, layout.m_max + 1):
-        n, off = layout.m_sizes[m], layout.offsets[m]
-        xm = x[:, off : off + 2 * n, :].reshape(n_edges * 2, n * c_in)
-        z = (xm @ weights_m[m - 1]).reshape(n_edges, 2, 2, n * c_out)
-        # z[:, s, t]: input sign s (+m, -m) times weight block t (W1, W2)
-        y_pos = z[:, 0, 0] - z[:, 1, 1]
-        y_neg = z[:, 0, 1] + z[:, 1, 0]
+        n = layout.m_sizes[m]
+        xm = blocks[m].reshape(n_edges * 2, n * c_in)
+        # z_st: input sign s (+m, -m) times weight block t (W1, W2)
+        z_pp, z_p2, z_np, z_n2 = (xm @ weights_m[m - 1]).reshape(n_edges, 4, n * c_out).unbind(1)
+        y_pos = z_pp - z_n2
+        y_neg = z_p2 + z_np
         out.append(torch.stack((y_pos, y_neg), dim=1).reshape(n_edges, 2 * n, c_out))
     return torch.cat(out, dim=1)
 

@@ -50,6 +50,7 @@ __all__ = [
     "RadialMLP",
     "EdgeDegreeEmbedding",
     "SO2Block",
+    "expand_shared",
 ]
 
 
@@ -59,6 +60,20 @@ def _positive_int(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def expand_shared(values: Tensor, layout: SO2Layout) -> Tensor:
+    r"""Expand per-``(l, |m|)`` values to the m-major rows: the ``+m`` and ``-m`` rows get the same value.
+
+    Equivalent to ``values.index_select(1, layout.row_shared)``, written as one concatenation of
+    views (cheaper backward). A modulation shared by ``+m`` and ``-m`` commutes with the roll about
+    the edge axis, which is what keeps the SO(2) convolution equivariant.
+
+    Shapes:
+        ``[E, n_shared, C] -> [E, K, C]``.
+    """
+    parts = values.split(list(layout.m_sizes), dim=1)
+    return torch.cat([parts[0]] + [p for p in parts[1:] for _ in (0, 1)], dim=1)
 
 
 def _degree_rows(l_max: int) -> tuple[int, ...]:
@@ -139,7 +154,8 @@ class SO3Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = [x[:, l * l : (l + 1) ** 2, :] @ self.weight[l] for l in range(self.l_max + 1)]
+        parts = x.split([2 * l + 1 for l in range(self.l_max + 1)], dim=1)
+        out = [xl @ wl for xl, wl in zip(parts, self.weight.unbind(0))]
         if self.bias is not None:
             out[0] = out[0] + self.bias
         return torch.cat(out, dim=1)
@@ -176,12 +192,13 @@ class EquivariantRMSNorm(nn.Module):
         self.register_buffer("balance", balance, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        x0 = x[:, :1, :]
-        x = torch.cat((x0 - x0.mean(dim=-1, keepdim=True), x[:, 1:, :]), dim=1)
-        s2 = (x.pow(2) * self.balance.to(x.dtype)[None, :, None]).sum(dim=1).mean(dim=-1)  # [N]
+        x0, rest = x.split([1, x.shape[1] - 1], dim=1)
+        x = torch.cat((x0 - x0.mean(dim=-1, keepdim=True), rest), dim=1)
+        s2 = torch.einsum("nic,i->n", x.pow(2), self.balance.to(x.dtype)) / self.channels
         scale = torch.rsqrt(s2 + self.eps)[:, None, None]
-        out = x * scale * self.weight.index_select(0, self.degree_index)[None]
-        return torch.cat((out[:, :1, :] + self.bias, out[:, 1:, :]), dim=1)
+        out = x * (scale * self.weight.index_select(0, self.degree_index)[None])
+        out0, out_rest = out.split([1, out.shape[1] - 1], dim=1)
+        return torch.cat((out0 + self.bias, out_rest), dim=1)
 
     def extra_repr(self) -> str:
         return f"l_max={self.l_max}, channels={self.channels}, eps={self.eps}"
@@ -215,7 +232,8 @@ class Gate(nn.Module):
 
     def forward(self, x: Tensor, gates: Tensor) -> Tensor:
         g = torch.sigmoid(gates).index_select(1, self.gate_index)
-        return torch.cat((torch.nn.functional.silu(x[:, :1, :]), x[:, 1:, :] * g), dim=1)
+        x0, rest = x.split([1, x.shape[1] - 1], dim=1)
+        return torch.cat((torch.nn.functional.silu(x0), rest * g), dim=1)
 
 
 class RadialMLP(nn.Module):
@@ -345,7 +363,6 @@ class SO2Block(nn.Module):
         self.norm_1 = EquivariantRMSNorm(l_max, c)
         # SO(2) edge convolution
         self.radial = RadialMLP([edge_features, edge_channels, edge_channels, lay.n_shared * 2 * c])
-        self.register_buffer("shared_index", torch.tensor(lay.row_shared, dtype=torch.int64), persistent=False)
         self.conv_1 = SO2Linear(2 * c, h, l_max=l_max, m_max=m_max, bias=True)
         self.edge_gate_linear = nn.Linear(lay.m_sizes[0] * 2 * c, l_max * h)
         with torch.no_grad():
@@ -370,8 +387,9 @@ class SO2Block(nn.Module):
         pair = torch.cat((x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1])), dim=-1)
         z = to_edge_frame(pair, wigner)  # [E, K, 2C]
         rad = self.radial(edge_scalars).reshape(n_edges, lay.n_shared, 2 * self.channels)
-        z = z * rad.index_select(1, self.shared_index)
-        gates = self.edge_gate_linear(z[:, : lay.m_sizes[0], :].reshape(n_edges, -1))
+        z = z * expand_shared(rad, lay)
+        z_m0 = z.split([lay.m_sizes[0], lay.n_rows - lay.m_sizes[0]], dim=1)[0]
+        gates = self.edge_gate_linear(z_m0.reshape(n_edges, -1))
         y = self.conv_1(z)
         y = self.edge_gate(y, gates.reshape(n_edges, lay.l_max, self.hidden_channels))
         y = self.conv_2(y) * edge_weight[:, None, None]
