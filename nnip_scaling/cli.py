@@ -18,6 +18,7 @@ from nnip_scaling._version import __version__
 _SUBCOMMANDS: list[tuple[str, str]] = [
     ("graph", "nnip_scaling._graph_cli"),
     ("dataset", "nnip_scaling.data.cli"),
+    ("fit", "nnip_scaling.scaling.cli"),
 ]
 
 
