@@ -208,17 +208,21 @@ def so2_linear(
     bias_m0: Tensor | None,
     weights_m: Sequence[Tensor],
     layout: SO2Layout,
+    *,
+    modulation: Tensor | None = None,
 ) -> Tensor:
     r"""The SO(2) linear map of eq. 21-22 on m-major edge-frame features.
 
     .. math::
 
-        y_0 = \tilde h_0 W_0 + b,\qquad
-        y_{+m} = \tilde h_{+m} W^{(1)}_m - \tilde h_{-m} W^{(2)}_m,\qquad
-        y_{-m} = \tilde h_{+m} W^{(2)}_m + \tilde h_{-m} W^{(1)}_m ,
+        y_0 = (\rho_0 \odot \tilde h_0) W_0 + b,\qquad
+        y_{+m} = (\rho_m \odot \tilde h_{+m}) W^{(1)}_m - (\rho_m \odot \tilde h_{-m}) W^{(2)}_m,\qquad
+        y_{-m} = (\rho_m \odot \tilde h_{+m}) W^{(2)}_m + (\rho_m \odot \tilde h_{-m}) W^{(1)}_m ,
 
     where :math:`\tilde h_{\pm m}` flattens the ``(l, channel)`` coefficients of order :math:`\pm m`
-    (degree-major, ``l = m..l_max``). The bias acts on the ``m = 0`` outputs of every degree: in the
+    (degree-major, ``l = m..l_max``) and :math:`\rho` is an optional per-edge modulation, one factor
+    per ``(l, |m|, channel)`` shared by ``+m`` and ``-m`` (so it commutes with the roll about the edge
+    axis; :math:`\rho = 1` without it). The bias acts on the ``m = 0`` outputs of every degree: in the
     edge frame these are the directions :math:`Y_l(\hat r_{uv})` once rotated back, so it is
     equivariant (a tensor product with a constant scalar input).
 
@@ -229,6 +233,8 @@ def so2_linear(
         weights_m: for ``m = 1..m_max``: :math:`[W^{(1)}_m \,|\, W^{(2)}_m]` concatenated along the
             output axis, ``[n_m C_in, 2 n_m C_out]``, ``n_m = l_max - m + 1``.
         layout: from :func:`so2_layout`.
+        modulation: :math:`\rho`, ``[E, n_shared, C_in]`` ordered like ``layout.row_shared``
+            (``m = 0`` degrees ``0..l_max``, then ``m = 1`` degrees ``1..l_max``, ...), or ``None``.
 
     Shapes:
         x: ``[E, K, C_in]`` -> ``[E, K, C_out]``.
@@ -238,17 +244,21 @@ def so2_linear(
     c_out = weight_m0.shape[1] // n0
     # split (not slicing): its backward is one concatenation instead of a zero-filled buffer per slice
     blocks = x.split([n0] + [2 * n for n in layout.m_sizes[1:]], dim=1)
-    x0 = blocks[0].reshape(n_edges, n0 * c_in)
+    rho = None if modulation is None else modulation.split(list(layout.m_sizes), dim=1)
+    x0 = blocks[0] if rho is None else blocks[0] * rho[0]
+    x0 = x0.reshape(n_edges, n0 * c_in)
     y0 = x0 @ weight_m0 if bias_m0 is None else torch.addmm(bias_m0, x0, weight_m0)
     out = [y0.reshape(n_edges, n0, c_out)]
     for m in range(1, layout.m_max + 1):
         n = layout.m_sizes[m]
-        xm = blocks[m].reshape(n_edges * 2, n * c_in)
+        xm = blocks[m].reshape(n_edges, 2, n * c_in)
+        if rho is not None:
+            xm = xm * rho[m].reshape(n_edges, 1, n * c_in)
         # z_st: input sign s (+m, -m) times weight block t (W1, W2)
-        z_pp, z_p2, z_np, z_n2 = (xm @ weights_m[m - 1]).reshape(n_edges, 4, n * c_out).unbind(1)
-        y_pos = z_pp - z_n2
-        y_neg = z_p2 + z_np
-        out.append(torch.stack((y_pos, y_neg), dim=1).reshape(n_edges, 2 * n, c_out))
+        z = (xm.reshape(n_edges * 2, n * c_in) @ weights_m[m - 1]).reshape(n_edges, 4, n * c_out)
+        z_pp, z_p2, z_np, z_n2 = z.unbind(1)
+        out.append((z_pp - z_n2).reshape(n_edges, n, c_out))
+        out.append((z_p2 + z_np).reshape(n_edges, n, c_out))
     return torch.cat(out, dim=1)
 
 

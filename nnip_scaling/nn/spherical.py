@@ -125,8 +125,9 @@ class SO2Linear(nn.Module):
             for n in self.layout.m_sizes[1:]
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return so2_linear(x, self.weight_m0, self.bias_m0, list(self.weights_m), self.layout)
+    def forward(self, x: Tensor, modulation: Tensor | None = None) -> Tensor:
+        """``x [E, K, C_in]``, optional ``modulation [E, n_shared, C_in]`` -> ``[E, K, C_out]``."""
+        return so2_linear(x, self.weight_m0, self.bias_m0, list(self.weights_m), self.layout, modulation=modulation)
 
     def extra_repr(self) -> str:
         lay = self.layout
@@ -387,10 +388,10 @@ class SO2Block(nn.Module):
         pair = torch.cat((x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1])), dim=-1)
         z = to_edge_frame(pair, wigner)  # [E, K, 2C]
         rad = self.radial(edge_scalars).reshape(n_edges, lay.n_shared, 2 * self.channels)
-        z = z * expand_shared(rad, lay)
-        z_m0 = z.split([lay.m_sizes[0], lay.n_rows - lay.m_sizes[0]], dim=1)[0]
+        n0 = lay.m_sizes[0]
+        z_m0 = z.split([n0, lay.n_rows - n0], dim=1)[0] * rad.split([n0, lay.n_shared - n0], dim=1)[0]
         gates = self.edge_gate_linear(z_m0.reshape(n_edges, -1))
-        y = self.conv_1(z)
+        y = self.conv_1(z, rad)
         y = self.edge_gate(y, gates.reshape(n_edges, lay.l_max, self.hidden_channels))
         y = self.conv_2(y) * edge_weight[:, None, None]
         return from_edge_frame(y, wigner)
