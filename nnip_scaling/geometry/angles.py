@@ -42,6 +42,7 @@ __all__ = [
     "triplets",
     "quadruplets",
     "neighbor_table",
+    "select_edges",
     "find_edges",
     "reverse_edges",
     "bond_angle_cos",
@@ -251,6 +252,64 @@ def neighbor_table(edge_index: Tensor, n_atoms: int, *, by: str = "target") -> N
     table = torch.full((n_atoms, max_degree), n_edges, dtype=torch.int64, device=device)
     table[atom, slot] = torch.arange(n_edges, device=device)
     return NeighborTable(edge=table, slot=slot, degree=degree)
+
+
+def select_edges(
+    edge_index: Tensor,
+    edge_length: Tensor,
+    n_atoms: int,
+    *,
+    cutoff: float | None = None,
+    max_neighbors: int | None = None,
+    tie_tolerance: float = 1e-4,
+) -> Tensor:
+    r"""Ids of the edges of a sparser subgraph: a smaller radius and a neighbour cap per target.
+
+    GemNet-OC's quadruplet graph is selected this way from the embedding graph. Kept: edges with
+    ``edge_length <= cutoff`` and, with ``max_neighbors = k``, among those into the same target the
+    ``k`` shortest **plus every edge within** ``tie_tolerance`` (Å) **of the k-th shortest**. Keeping
+    near-ties (unlike a strict cap with an index tie-break) makes the subgraph independent of atom
+    order and of rounding in symmetric molecules, so a model using it stays exactly permutation and
+    rotation invariant there; the degree may then exceed ``k``.
+
+    Args:
+        edge_index: ``[2, E]`` int64.
+        edge_length: ``[E]`` floating lengths (Å).
+        n_atoms: number of atoms.
+        cutoff: radius (Å, > 0) or ``None`` (no radius filter).
+        max_neighbors: cap (>= 1) or ``None`` (no cap).
+        tie_tolerance: width (Å, >= 0) of the tie window at the cap.
+
+    Returns:
+        ``[E_sub]`` int64 edge ids, ascending.
+
+    Shapes:
+        ``[2, E]``, ``[E]`` -> ``[E_sub]``.
+    """
+    n_atoms = _check_n_atoms(n_atoms)
+    _check_edge_index("edge_index", edge_index, n_atoms)
+    check_float_tensor("edge_length", edge_length)
+    if edge_length.shape != (edge_index.shape[1],):
+        raise ValueError(f"edge_length must have shape [E] = [{edge_index.shape[1]}], got {list(edge_length.shape)}")
+    if cutoff is not None and not (isinstance(cutoff, (int, float)) and not isinstance(cutoff, bool) and cutoff > 0):
+        raise ValueError(f"cutoff must be a positive number or None, got {cutoff!r}")
+    if max_neighbors is not None:
+        max_neighbors = check_int("max_neighbors", max_neighbors, minimum=1)
+    if not (isinstance(tie_tolerance, (int, float)) and tie_tolerance >= 0):
+        raise ValueError(f"tie_tolerance must be a number >= 0, got {tie_tolerance!r}")
+    length = edge_length.detach()
+    keep = torch.ones_like(length, dtype=torch.bool) if cutoff is None else length <= cutoff
+    ids = torch.nonzero(keep).reshape(-1)
+    if max_neighbors is None or ids.numel() == 0:
+        return ids
+    tgt, ln = edge_index[1, ids], length[ids]
+    order = torch.sort(ln, stable=True).indices
+    order = order[torch.sort(tgt[order], stable=True).indices]  # by target, then length
+    counts = torch.bincount(tgt, minlength=n_atoms)
+    start = torch.cumsum(counts, 0) - counts
+    last = (start + max_neighbors - 1).clamp(max=ids.numel() - 1)
+    kth = torch.where(counts > max_neighbors, ln[order][last], torch.full_like(ln[:1].expand(n_atoms), math.inf))
+    return ids[ln <= kth[tgt] + tie_tolerance]
 
 
 def find_edges(edge_index: Tensor, n_atoms: int, source: Tensor, target: Tensor) -> Tensor:

@@ -164,20 +164,20 @@ def _wigner_polynomial(l_max: int, r: torch.Tensor) -> list[torch.Tensor]:
     out = [torch.ones(b, 1, 1, dtype=r.dtype, device=r.device)]
     if l_max == 0:
         return out
-    out.append(r)
+    out.append(r.clone())  # D^1(R) = R (a copy: outputs never alias the input)
     prev = r
     for l in range(2, l_max + 1):
         c = _const(_cg_lift(l), r)  # [a, 3, k], a = 2l-1, k = 2l+1
         a, k = 2 * l - 1, 2 * l + 1
-        # T[z, a, b', n] = sum_a' D^{l-1}[z, a, a'] C[a', b', n]       (one GEMM)
-        t = (prev.reshape(b * a, a) @ c.reshape(a, 3 * k)).reshape(b, a, 3, k)
-        # U[z, a, b, n] = sum_b' R[z, b, b'] T[z, a, b', n]
-        u = torch.einsum("zcd,zadn->zacn", r, t)
-        # D^l[z, k, n] = sum_{a, b} C[a, b, k] U[z, a, b, n]              (one GEMM)
-        d = (u.reshape(b, 3 * a, k).transpose(1, 2).reshape(b * k, 3 * a) @ c.reshape(3 * a, k))
-        d = d.reshape(b, k, k).transpose(1, 2)
+        # T[z, a, b', n] = sum_a' D^{l-1}[z, a, a'] C[a', b', n]            (one GEMM)
+        t = (prev.reshape(b * a, a) @ c.reshape(a, 3 * k)).reshape(b * a, 3, k)
+        # U[z, a, b, n] = sum_b' R[z, b, b'] T[z, a, b', n]                  (batched 3x3 GEMMs)
+        r_rep = r[:, None].expand(b, a, 3, 3).reshape(b * a, 3, 3)
+        u = torch.bmm(r_rep, t).reshape(b, 3 * a, k)
+        # D^l[z, k, n] = sum_{a, b} C[a, b, k] U[z, a, b, n]                   (batched GEMM)
+        d = torch.matmul(c.reshape(3 * a, k).T, u)
         out.append(d)
-        prev = d.contiguous()
+        prev = d
     return out
 
 
