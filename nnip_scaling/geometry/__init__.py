@@ -34,3 +34,7 @@ __all__ = [
     "rotation_about_axis",
     "rotation_90",
 ]
+
+from nnip_scaling.geometry.angles import bond_angle, bond_angle_cos, circular_basis, dihedral_angle, quadruplets, spherical_basis, triplets  # noqa: E402
+
+__all__ += ["triplets", "quadruplets", "bond_angle", "bond_angle_cos", "dihedral_angle", "circular_basis", "spherical_basis"]

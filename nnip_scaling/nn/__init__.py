@@ -5,6 +5,7 @@ Blocks: :class:`UnconstrainedBlock` (paper C.1), :class:`CartesianVectorBlock` (
 """
 
 from nnip_scaling.nn.cartesian import CartesianVectorBlock
+from nnip_scaling.nn.directional import DirectionalBlock
 from nnip_scaling.nn.embedding import AtomEmbedding
 from nnip_scaling.nn.heads import EnergyHead, MLPForceHead, VectorForceHead
 from nnip_scaling.nn.mlp import MLP
@@ -14,6 +15,7 @@ from nnip_scaling.nn.unconstrained import UnconstrainedBlock
 __all__ = [
     "AtomEmbedding",
     "CartesianVectorBlock",
+    "DirectionalBlock",
     "EnergyHead",
     "MLPForceHead",
     "MLP",
