@@ -1,0 +1,61 @@
+r"""Training along scaling ladders and the one-command scaling study (paper sections 3.2-3.3, 4.4-4.5,
+appendices D and H).
+
+.. code-block:: python
+
+    from nnip_scaling.data import load_dataset
+    from nnip_scaling.models import build_model
+    from nnip_scaling.train import train
+
+    model = build_model("cartesian", width=16, depth=2)
+    result = train(model, load_dataset("builtin", split="train"), load_dataset("builtin", split="val"),
+                   tokens=20_000, batch_size=16, lr=1e-3, eval_every=20, out_dir="runs/cartesian-16")
+    result.run_log()          # learning curve with N, D, FLOPs, hours -> nnip_scaling.scaling fits
+
+* :func:`train`: eq. (1) loss, schedule-free AdamW (extra ``train``), μP learning rates, single-epoch
+  streaming or multi-epoch with rotation augmentation, gradient clipping, exact resume, DDP.
+* :func:`force_field_loss` / :func:`loss_terms`: eq. (1).
+* :func:`symmetry_loss` (eq. 2) and :class:`GroupAveraged` (eq. 23).
+* :func:`run_study`: the study behind ``nnip-scaling study`` (ladders -> runs -> fits -> report).
+
+Optional dependencies are imported when used: ``schedulefree`` (and ``tqdm`` for progress bars) by
+:func:`train`, ``matplotlib`` by the study's plots.
+"""
+
+from nnip_scaling.train.checkpoint import atomic_save, load_checkpoint, load_model
+from nnip_scaling.train.distributed import DistInfo, dist_info, init_distributed
+from nnip_scaling.train.loop import (
+    EvalResult,
+    EvalRow,
+    NonFiniteLossError,
+    PhaseTimes,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    train,
+)
+from nnip_scaling.train.loss import LossTerms, force_field_loss, loss_terms
+from nnip_scaling.train.symmetry import GroupAveraged, symmetry_loss, symmetry_terms
+
+__all__ = [
+    "DistInfo",
+    "EvalResult",
+    "EvalRow",
+    "GroupAveraged",
+    "LossTerms",
+    "NonFiniteLossError",
+    "PhaseTimes",
+    "TrainConfig",
+    "TrainResult",
+    "atomic_save",
+    "dist_info",
+    "evaluate",
+    "force_field_loss",
+    "init_distributed",
+    "load_checkpoint",
+    "load_model",
+    "loss_terms",
+    "symmetry_loss",
+    "symmetry_terms",
+    "train",
+]
