@@ -740,7 +740,7 @@ class DirectionalBlock(nn.Module):
     Forward:
         ``(h [n_atoms, w], m [E, w], features: DirectionalFeatures) -> (h [n_atoms, w], m [E, w])``.
 
-    Parameters: :math:`14 w^2 + 3 w^2 + (2\,\text{basis\_dim} + 3t)w + \text{basis\_dim}\,t^2`
+    Parameters: :math:`21 w^2 + (2\,\text{basis\_dim} + 3t)w + \text{basis\_dim}\,t^2`
     (GemNet-OC's block with 2 residual layers before and after the skip, 3 in the atom update and 1
     after the concatenation), plus :math:`w^2 + (\text{basis\_dim} + 3q)w + \text{basis\_dim}\,q +
     \text{sbf\_dim}\,q^2` with quadruplets.
