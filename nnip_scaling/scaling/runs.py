@@ -47,7 +47,7 @@ def _check_positive(name: str, values: object, *, where: str = "") -> np.ndarray
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = "is not a finite number" if not np.isfinite(arr[i]) else "must be positive"
-        raise ValueError(f"{where}row {i + 1}: {name} = {arr[i]!r} {what} "
+        raise ValueError(f"{where}row {i + 1}: {name} = {float(arr[i])!r} {what} "
                          f"({int(bad.sum())} bad row(s) in column {name!r})")
     return arr
 
