@@ -472,7 +472,7 @@ def classify(func: Any) -> tuple[str, str, Rule | None]:
         return SPECIAL, op_name, _scatter_rule(_SCATTER_SOURCE_ARG[name])
     if name in ("scatter", "scatter_"):
         return SPECIAL, op_name, _scatter_overloaded
-    if name in ("index_put", "index_put_", "_index_put_impl_", "_index_put_impl"):
+    if name in ("index_put", "index_put_", "_index_put_impl_", "_index_put_impl", "_unsafe_index_put"):
         return SPECIAL, op_name, _index_put
     if name in _PER_ELEMENT_OF_ARG:
         return SPECIAL, op_name, _per_element_rule(_PER_ELEMENT_OF_ARG[name])

@@ -28,7 +28,7 @@ import bisect
 import sys
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -74,13 +74,15 @@ class FlopReport:
             under its matmul op (``aten.addmm``), an op counted through its decomposition under
             its own name (``aten.native_layer_norm``).
         by_module: module qualified name -> forward FLOPs, inclusive (a module's count contains
-            its submodules'). The module passed to :func:`count_flops` is ``""``; names are those
+            its submodules'), for every module called, in call order (0 for a free one such as an
+            embedding lookup). The module passed to :func:`count_flops` is ``""``; names are those
             of ``named_modules()``. Modules reached from a plain function are named by their
             class (``"MLP"``, ``"MLP.0"``). Ops run by autograd inside the forward (conservative
             forces) are attributed to the module whose forward created the autograd node being
             differentiated.
         by_module_backward: module qualified name -> backward FLOPs, attributed in the same
-            way (the module whose forward created the node); empty unless ``backward=True``.
+            way (the module whose forward created the node), every module called listed;
+            empty unless ``backward=True``.
         uncounted: aten op name -> number of calls, for ops that ran with no FLOP rule and are
             not known to be free. They count 0 in every total above; a non-empty mapping means
             the totals are lower bounds.
@@ -171,15 +173,21 @@ class _Tally:
         self.by_module_backward: defaultdict[str, int] = defaultdict(int)
         self.uncounted: defaultdict[str, int] = defaultdict(int)
 
-    def report(self) -> FlopReport:
+    def report(self, modules: Sequence[str] = (), *, backward: bool = False) -> FlopReport:
+        """Freeze the counts; ``modules`` lists every module called, in call order (modules
+        that cost nothing get 0)."""
+        fwd = {n: self.by_module.get(n, 0) for n in modules}
+        fwd.update((n, v) for n, v in self.by_module.items() if n not in fwd)
+        bwd = {n: self.by_module_backward.get(n, 0) for n in modules} if backward else {}
+        bwd.update((n, v) for n, v in self.by_module_backward.items() if n not in bwd)
         return FlopReport(
             total=self.forward + self.backward,
             matmul=self.matmul,
             forward=self.forward,
             backward=self.backward,
             by_op=_frozen(self.by_op, sort=True),
-            by_module=_frozen(self.by_module, sort=False),
-            by_module_backward=_frozen(self.by_module_backward, sort=False),
+            by_module=_frozen(fwd, sort=False),
+            by_module_backward=_frozen(bwd, sort=False),
             uncounted=_frozen(self.uncounted, sort=True),
         )
 
@@ -214,6 +222,7 @@ class _ModuleTracker:
         self._ends: list[int | None] = []
         self._parents: list[int] = []
         self._chains: list[tuple[str, ...]] = []
+        self.called: dict[str, None] = {}  # module names in first-call order
         self._seq_ok = _get_sequence_nr is not None and _current_node is not None
 
     def _name_of(self, module: torch.nn.Module) -> str:
@@ -234,6 +243,7 @@ class _ModuleTracker:
 
     def pre(self, module: torch.nn.Module, args: Any) -> None:
         name = self._name_of(module)
+        self.called.setdefault(name, None)
         idx = len(self._starts)
         self._starts.append(_get_sequence_nr() if self._seq_ok else 0)
         self._ends.append(None)
@@ -510,12 +520,14 @@ def count_flops(
                 loss = _check_loss(loss_fn(out) if loss_fn is not None else out,
                                    from_loss_fn=loss_fn is not None)
                 leaves = _grad_leaves(loss)
+                if not leaves:  # pragma: no cover - a graph always ends in leaves
+                    raise ValueError("backward=True: the loss depends on no leaf tensor requiring grad")
                 tally.in_backward = True
                 torch.autograd.grad(loss, leaves, allow_unused=True)
     finally:
         for h in handles:
             h.remove()
-    return tally.report()
+    return tally.report(list(tracker.called), backward=backward)
 
 
 class _NullContext:

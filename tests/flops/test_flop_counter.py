@@ -243,6 +243,9 @@ def test_gpt_backward_is_twice_forward_for_matmuls():
     d = H * Q
     assert r.by_module_backward["blocks.0.qkv"] == 2 * r.by_module["blocks.0.qkv"] - tokens * 3 * d
     assert r.by_module_backward["head"] == 2 * r.by_module["head"]  # no bias
+    # the embedding lookup is free; its backward is a scatter-add of one row per token
+    assert r.by_module["tok"] == 0 and r.by_module_backward["tok"] == tokens * d
+    assert list(r.by_module)[:3] == ["", "tok", "pos"]  # every module called, in call order
 
 
 def test_gpt_sdpa_forward_equals_explicit_attention_matmuls():
