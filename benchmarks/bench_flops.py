@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from nnip_scaling.flops import count_flops
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_flops.json"
@@ -98,23 +100,47 @@ class _ToyEnergy(nn.Module):
         return energy, -g
 
 
+class _OpCounter(TorchDispatchMode):
+    """Counts dispatched aten ops (to express the overhead per op)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _n_ops(fn) -> int:  # noqa: ANN001
+    with _OpCounter() as c:
+        fn()
+    return c.n
+
+
 def _time_pair(plain, counted, repeats: int) -> dict:
     plain()  # warm-up (allocations, lazy imports, op classification caches)
     counted()
-    tp, tc = [], []
+    tp, tc, cp, cc = [], [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         plain()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         counted()
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         tp.append(t1 - t0)
         tc.append(t2 - t1)
+        cp.append(c1 - c0)
+        cc.append(c2 - c1)
     return {
         "plain_ms": 1e3 * statistics.median(tp),
         "count_ms": 1e3 * statistics.median(tc),
         "ratio_median": statistics.median(tc) / statistics.median(tp),
         "ratio_min": min(tc) / min(tp),
+        # CPU time of this process: less sensitive to being descheduled on a shared machine
+        "plain_cpu_ms": 1e3 * statistics.median(cp),
+        "count_cpu_ms": 1e3 * statistics.median(cc),
+        "ratio_cpu_median": statistics.median(cc) / max(1e-9, statistics.median(cp)),
     }
 
 
@@ -169,36 +195,47 @@ def _cases(quick: bool):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller models")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads (1 gives stabler ratios on an oversubscribed machine)")
     args = ap.parse_args()
     quick = args.quick or os.environ.get("NNIP_FAST") == "1"
     repeats = 3 if quick else 7
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    load0 = os.getloadavg()
     rows = []
     for name, plain, counted in _cases(quick):
         res = _time_pair(plain, counted, repeats)
         rep = counted()
-        res.update(case=name, flops=rep.total, matmul=rep.matmul,
+        n_ops = _n_ops(plain)
+        res.update(case=name, flops=rep.total, matmul=rep.matmul, n_aten_ops=n_ops,
+                   overhead_us_per_op=1e3 * (res["count_cpu_ms"] - res["plain_cpu_ms"]) / max(1, n_ops),
                    n_ops_uncounted=sum(rep.uncounted.values()),
                    gflops_plain=rep.total / (res["plain_ms"] * 1e6) if res["plain_ms"] else math.nan)
         rows.append(res)
         print(f"{name:<58} plain {res['plain_ms']:9.2f} ms  counted {res['count_ms']:9.2f} ms  "
-              f"x{res['ratio_median']:5.2f} (min x{res['ratio_min']:5.2f})", flush=True)
+              f"x{res['ratio_median']:5.2f} (min x{res['ratio_min']:5.2f}, CPU "
+              f"x{res['ratio_cpu_median']:5.2f})", flush=True)
     print()
     w = max(len(r["case"]) for r in rows)
-    header = f"| {'case':<{w}} | {'plain ms':>9} | {'counted ms':>10} | {'overhead':>8} | {'GFLOP':>9} | {'matmul %':>8} |"
+    header = (f"| {'case':<{w}} | {'plain ms':>9} | {'counted ms':>10} | {'wall ratio':>10} | "
+              f"{'min ratio':>9} | {'CPU ratio':>9} | {'aten ops':>8} | {'CPU us/op':>9} | "
+              f"{'GFLOP':>9} | {'matmul %':>8} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
         print(f"| {r['case']:<{w}} | {r['plain_ms']:9.2f} | {r['count_ms']:10.2f} | "
-              f"{r['ratio_median']:7.2f}x | {r['flops'] / 1e9:9.4f} | "
+              f"{r['ratio_median']:9.2f}x | {r['ratio_min']:8.2f}x | {r['ratio_cpu_median']:8.2f}x | "
+              f"{r['n_aten_ops']:8d} | {r['overhead_us_per_op']:9.1f} | {r['flops'] / 1e9:9.4f} | "
               f"{100 * r['matmul'] / max(1, r['flops']):7.1f}% |")
     out = {
         "benchmark": "bench_flops",
-        "what": "count_flops wall time / plain call wall time (median over interleaved repeats)",
+        "what": "count_flops time / plain call time (medians over interleaved repeats; wall and "
+                "process CPU time)",
         "target": "overhead < 3x",
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "cpu_count": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                    "cpu_count": os.cpu_count(), "loadavg_at_start": load0,
+                    "loadavg_at_end": os.getloadavg()},
         "repeats": repeats,
         "quick": quick,
         "rows": rows,
