@@ -270,7 +270,13 @@ def parameter_count(
             + \underbrace{(L+1)^2 2CH + (L+1)H + \textstyle\sum_{m\ge1} 2 n_m^2\, 2CH}_{\Phi_1}
             + (L+1)2C\,LH + LH \\
             + \underbrace{(L+1)^2 HC + (L+1)C + \textstyle\sum_{m\ge1} 2 n_m^2 HC}_{\Phi_2}
-            + C\,LH + LH + (L+1)(2CH) + H + C \,\big] + (L+2)C + (CH + 2H + 1) + [\text{direct}]\,C .
+            + C\,LH + LH + (L+1)(2CH) + H + C \,\big] + (L+2)C + (CH + 2H + 1) + [\text{direct}]\,C ,
+
+    :math:`Z` = ``max_z``, :math:`d` = ``depth``. For table 5's setting (:math:`d = 12, L = 4,
+    m_{max} = 2, H = 32, E_c = C, Z = 100`, direct forces):
+    :math:`N = 332\,C^2 + (108830 + G)\,C + 5441`, i.e. :math:`332C^2 + 108894C + 5441` with the
+    default 64 Gaussians (the paper's table fits :math:`332C^2 + 105180C + 15746`; see
+    docs/models/spherical.md for the difference).
     """
     ec = width if edge_channels is None else edge_channels
     c, h, lmax, z = width, hidden_channels, l_max, max_z

@@ -50,7 +50,6 @@ __all__ = [
     "RadialMLP",
     "EdgeDegreeEmbedding",
     "SO2Block",
-    "expand_shared",
 ]
 
 
@@ -60,20 +59,6 @@ def _positive_int(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
-
-
-def expand_shared(values: Tensor, layout: SO2Layout) -> Tensor:
-    r"""Expand per-``(l, |m|)`` values to the m-major rows: the ``+m`` and ``-m`` rows get the same value.
-
-    Equivalent to ``values.index_select(1, layout.row_shared)``, written as one concatenation of
-    views (cheaper backward). A modulation shared by ``+m`` and ``-m`` commutes with the roll about
-    the edge axis, which is what keeps the SO(2) convolution equivariant.
-
-    Shapes:
-        ``[E, n_shared, C] -> [E, K, C]``.
-    """
-    parts = values.split(list(layout.m_sizes), dim=1)
-    return torch.cat([parts[0]] + [p for p in parts[1:] for _ in (0, 1)], dim=1)
 
 
 def _degree_rows(l_max: int) -> tuple[int, ...]:
