@@ -252,9 +252,8 @@ def test_gpt_sdpa_forward_equals_explicit_attention_matmuls():
     """CPU fused attention: torch's formula (2 matmuls forward, causal mask not discounted) --
     equal to the explicit q@kᵀ, a@v matmuls; its backward formula (torch's) has 5 matmuls
     (the flash kernel recomputes the scores), so a training step has 14·L·H·Q·T, not 12."""
-    r_exp, tokens, _, n_matmul, (L, H, Q, T), m_exp, idx = _gpt_case(False, sdpa=False)
-    r_sdpa, *_rest = _gpt_case(False, sdpa=True)
-    m_sdpa, idx2 = _rest[-2], _rest[-1]
+    _, tokens, _, n_matmul, (L, H, Q, T), m_exp, idx = _gpt_case(False, sdpa=False)
+    r_sdpa, _, _, _, _, m_sdpa, idx2 = _gpt_case(False, sdpa=True)
     assert count_flops(m_sdpa, idx2).matmul == count_flops(m_exp, idx).matmul
     assert r_sdpa.matmul == tokens * (6 * n_matmul + 14 * L * H * Q * T)
     assert dict(r_sdpa.uncounted) == {}
