@@ -358,7 +358,7 @@ def radial_normalisation(n: int, cutoff: float, *, p: int = 5, n_grid: int = 409
     :math:`r` uniform in :math:`[0, c]` (midpoint rule, float64): the radial basis gets mean square 1
     per function, so its embeddings start at unit variance. A fixed number of the basis, not fitted to
     data (GemNet-OC's scale factors were)."""
-    r = (torch.arange(n_grid, dtype=torch.float64) + 0.5) * (cutoff / n_grid)
+    r = (torch.arange(n_grid, dtype=torch.float64, device="cpu") + 0.5) * (cutoff / n_grid)  # also under a meta default device
     g = gaussian_basis(r, n=n, cutoff=cutoff) * polynomial_envelope(r, cutoff=cutoff, p=p)[:, None]
     return math.sqrt(n / float((g * g).sum(-1).mean()))
 
@@ -648,7 +648,7 @@ class TripletInteraction(nn.Module):
         x = self.down(self.dense_ba(m) * self.mlp_rbf(features.rbf_triplet))
         p = triplet_aggregate(x, features)  # [E, L, t]
         s = torch.bmm(features.triplet_radial, p)  # [E, basis_dim, t]
-        x = self.bilinear(s.reshape(s.shape[0], -1))
+        x = self.bilinear(s.flatten(1))
         return _symmetric(x, self.up_ca, self.up_ac, features.index.reverse)
 
 
@@ -686,7 +686,7 @@ class QuadrupletInteraction(nn.Module):
         y = _pad_rows(x)[q.inner_edge] * self.mlp_cbf(qf.inner_basis)  # [E_q, D, q]
         p = quadruplet_aggregate(y, features)  # [E, n_lm, q]
         s = torch.bmm(qf.radial, p)  # [E, sbf_dim, q]
-        x = self.bilinear(s.reshape(s.shape[0], -1))
+        x = self.bilinear(s.flatten(1))
         return _symmetric(x, self.up_ca, self.up_ac, features.index.reverse)
 
 
