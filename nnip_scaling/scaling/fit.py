@@ -221,7 +221,8 @@ class _LogSumModel:
         J[:, :K] = -w
         J[:, K:2 * K] = self.logx * w
         if self.fit_E:
-            J[:, 2 * K] = -self.scale * np.exp(-lm)
+            # d log m / d eps = scale / m; capped so a trial point with a vanishing model stays finite.
+            J[:, 2 * K] = -self.scale * np.exp(np.minimum(-lm, 700.0))
         return J
 
 
