@@ -25,7 +25,7 @@ and forward pass to demonstrate it (outputs agree to 1e-10 in float64).
 
 Parameter count (direct forces, ``l_max = 4``, ``m_max = 2``, ``hidden_channels = 32``,
 ``edge_channels = C``, 64 Gaussians, ``max_z = 100``, depth 12): see :func:`parameter_count` and
-docs/models/spherical.md (within 4% of the paper's table 5 on every rung).
+docs/models/spherical.md (+1.0% to +2.9% against the paper's table 5 on every rung).
 """
 
 from __future__ import annotations

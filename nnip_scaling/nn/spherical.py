@@ -341,8 +341,7 @@ class SO2Block(nn.Module):
         self.hidden_channels = _positive_int("hidden_channels", hidden_channels)
         _positive_int("edge_features", edge_features)
         _positive_int("edge_channels", edge_channels)
-        if isinstance(l_max, bool) or not isinstance(l_max, int) or l_max < 1:
-            raise ValueError(f"l_max must be an int >= 1, got {l_max!r}")
+        _positive_int("l_max", l_max)
         self.layout = so2_layout(l_max, m_max)
         lay = self.layout
         c, h = channels, hidden_channels
