@@ -282,7 +282,7 @@ class EdgeDegreeEmbedding(nn.Module):
 
     def forward(self, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor, n_atoms: int) -> Tensor:
         n0 = self.layout.m_sizes[0]
-        y0 = self.radial(edge_scalars).reshape(-1, n0, self.channels) * edge_weight[:, None, None]
+        y0 = self.radial(edge_scalars).reshape(edge_scalars.shape[0], n0, self.channels) * edge_weight[:, None, None]
         msg = from_edge_frame(y0, wigner[:, :n0, :])  # the m = 0 rows come first in the m-major layout
         out = msg.new_zeros(n_atoms, self.layout.dim, self.channels)
         return out.index_add_(0, edge_index[1], msg)
@@ -374,7 +374,7 @@ class SO2Block(nn.Module):
         rad = self.radial(edge_scalars).reshape(n_edges, lay.n_shared, 2 * self.channels)
         n0 = lay.m_sizes[0]
         z_m0 = z.split([n0, lay.n_rows - n0], dim=1)[0] * rad.split([n0, lay.n_shared - n0], dim=1)[0]
-        gates = self.edge_gate_linear(z_m0.reshape(n_edges, -1))
+        gates = self.edge_gate_linear(z_m0.reshape(n_edges, n0 * 2 * self.channels))
         y = self.conv_1(z, rad)
         y = self.edge_gate(y, gates.reshape(n_edges, lay.l_max, self.hidden_channels))
         y = self.conv_2(y) * edge_weight[:, None, None]
@@ -389,7 +389,7 @@ class SO2Block(nn.Module):
         msg = self.edge_messages(self.norm_1(x), edge_index, edge_scalars, wigner, edge_weight)
         x = x.index_add(0, edge_index[1], msg)
         h = self.norm_2(x)
-        gates = self.ffn_gate_linear(h[:, 0, :]).reshape(-1, lay.l_max, self.hidden_channels)
+        gates = self.ffn_gate_linear(h[:, 0, :]).reshape(h.shape[0], lay.l_max, self.hidden_channels)
         return x + self.ffn_2(self.ffn_gate(self.ffn_1(h), gates))
 
     def extra_repr(self) -> str:

@@ -150,6 +150,18 @@ def test_float32_and_isolated_atom():
     assert report.max() < 1e-4
 
 
+@pytest.mark.parametrize("forces", ["direct", "conservative"])
+def test_graph_without_edges(forces):
+    """A lone atom (zero edges in the whole batch): finite energy, zero forces, finite gradients."""
+    model = _model(2, forces, edge_roll_seed=0)
+    g = AtomicGraph.from_molecules([([6], [[0.0, 0.0, 0.0]])], dtype=F64)
+    out = model(g)
+    assert torch.isfinite(out.energy).all()
+    assert torch.equal(out.forces.detach().abs(), torch.zeros(1, 3, dtype=F64))
+    (out.energy.sum() + out.forces.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_config_round_trip_and_validation():
     model = _model(3, m_max=1, aggregation="mean", edge_channels=5)
     cfg = dataclasses.asdict(model.config)
