@@ -81,6 +81,21 @@ def test_power_law_noisy_recovery_and_ci():
     assert np.all(band_lo <= f.predict(x) * (1 + 1e-12)) and np.all(f.predict(x) <= band_hi * (1 + 1e-12))
 
 
+def test_power_law_resamples_groups_and_accepts_float32():
+    rng = np.random.default_rng(4)
+    x = np.geomspace(1.0, 1e3, 40)
+    group = np.repeat(np.arange(8), 5)
+    # A shared offset per group of 5 neighbouring points: rows look 5x more informative than they are.
+    y = power_law(x, 0.5, 0.25) * np.exp(np.repeat(rng.normal(0, 0.05, 8), 5) + rng.normal(0, 0.002, 40))
+    rows = fit_power_law(x, y, n_bootstrap=400, seed=0)
+    grouped = fit_power_law(x, y, n_bootstrap=400, seed=0, groups=group)
+    assert grouped.gamma == rows.gamma
+    width = [f.ci["gamma"][1] - f.ci["gamma"][0] for f in (rows, grouped)]
+    assert width[1] > 2.0 * width[0]  # 5 correlated points per group: about sqrt(5) wider
+    f32 = fit_power_law(x.astype(np.float32), y.astype(np.float32), n_bootstrap=0)
+    assert f32.gamma == pytest.approx(rows.gamma, rel=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # eq. 5
 
