@@ -14,6 +14,10 @@ family's cutoff / neighbour cap. For each (family, width):
 Each case runs in its own subprocess; forward and train timings alternate (median of repeats), so
 load from other processes hits both alike. Compare ratios, not absolute numbers, on a shared machine.
 
+On a shared, overloaded machine use ``--threads 1``: with 2 OpenMP threads and a load average far above
+the core count, small kernels (``index_add`` on a few thousand rows) were measured 100-700x slower than
+single-threaded, which scrambles the comparison (the committed JSON records ``threads`` and the load).
+
 Add a family by appending its kind to ``KINDS`` (the ladder rungs used are ``RUNG_INDICES``).
 
 Usage: python benchmarks/bench_models.py [--threads N] [--repeats R] [--device cpu|cuda] [--kinds ...]
@@ -39,7 +43,7 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_models.json"
 
 #: families benchmarked; append a kind here when its family lands.
-KINDS: list[str] = ["unconstrained", "cartesian", "spherical"]
+KINDS: list[str] = ["unconstrained", "directional", "cartesian", "spherical"]
 #: which rungs of each family's paper ladder (indices into ``ladder(kind)``).
 RUNG_INDICES: tuple[int, ...] = (0, 3, 6)
 N_MOLECULES = 32
