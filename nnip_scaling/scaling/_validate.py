@@ -24,12 +24,14 @@ def as_positive_1d(name: str, values: object, *, allow_zero: bool = False) -> np
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be finite: {name}[{i}] = {float(arr[i])!r} ({int(bad.sum())} bad values)")
+        raise ValueError(f"{name} must be finite: {name}[{i}] = {float(arr[i])!r} "
+                         f"({int(bad.sum())} bad values)")
     bad = arr < 0 if allow_zero else arr <= 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be {what}: {name}[{i}] = {float(arr[i])!r} ({int(bad.sum())} bad values)")
+        raise ValueError(f"{name} must be {what}: {name}[{i}] = {float(arr[i])!r} "
+                         f"({int(bad.sum())} bad values)")
     return arr
 
 

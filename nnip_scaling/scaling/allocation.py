@@ -146,7 +146,8 @@ def compute_optimal(fit: SumPowerLawFit, kappa: float, *, compute_unit: float = 
         s = fit.samples
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             vals = _allocation(s["A"], s["B"], s["alpha"], s["beta"], kappa, compute_unit)
-        samples = dict(zip(ComputeOptimal.symbols, (np.asarray(v, dtype=np.float64) for v in vals)))
+        samples = dict(zip(ComputeOptimal.symbols, (np.asarray(v, dtype=np.float64) for v in vals),
+                           strict=True))
         q = [(1 - fit.confidence) / 2, (1 + fit.confidence) / 2]
         for k, v in samples.items():
             # A draw with a zero exponent has no finite allocation; such draws count as unbounded.

@@ -247,19 +247,6 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines).rstrip())
 
     plots = {label: r.pop("_plot") for label, r in results.items()}
-    if args.plot:
-        from pathlib import Path
-
-        from nnip_scaling.scaling.plot import plot_report
-
-        base = Path(args.plot)
-        for label, (x, prepared, idx, pf, sf, opt, unit_name) in plots.items():
-            path = base if len(plots) == 1 else base.with_name(
-                f"{base.stem}_{_safe(label)}{base.suffix}")
-            plot_report(path, compute=x, loss=prepared.loss, frontier=idx, frontier_fit=pf,
-                        N=prepared.N, D=prepared.D, sum_loss=prepared.loss, sum_fit=sf,
-                        optimum=opt, compute_label=unit_name, title=label)
-            print(f"wrote {path}")
     if args.json:
         payload = {"runs": str(args.runs), "settings": {
             k: v for k, v in vars(args).items() if k not in ("runs", "_run", "command")},
@@ -267,6 +254,23 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, default=_json_default)
         print(f"wrote {args.json}")
+    if args.plot:
+        from pathlib import Path
+
+        try:
+            from nnip_scaling.scaling.plot import plot_report
+
+            base = Path(args.plot)
+            for label, (x, prepared, idx, pf, sf, opt, unit_name) in plots.items():
+                path = base if len(plots) == 1 else base.with_name(
+                    f"{base.stem}_{_safe(label)}{base.suffix}")
+                plot_report(path, compute=x, loss=prepared.loss, frontier=idx, frontier_fit=pf,
+                            N=prepared.N, D=prepared.D, sum_loss=prepared.loss, sum_fit=sf,
+                            optimum=opt, compute_label=unit_name, title=label)
+                print(f"wrote {path}")
+        except (ImportError, OSError, ValueError) as exc:
+            print(f"nnip-scaling fit: error: cannot write the plot: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -107,7 +107,7 @@ def plot_sum_law(N: ArrayLike, D: ArrayLike, loss: ArrayLike, fit: SumPowerLawFi
     y = np.asarray(loss, dtype=np.float64)
     sizes = np.unique(N)
     colours = _colours(len(sizes))
-    for n, col in zip(sizes, colours):
+    for n, col in zip(sizes, colours, strict=True):
         m = N == n
         ax_d.scatter(D[m], y[m], s=8, color=col)
         ds = np.geomspace(D[m].min(), D[m].max(), 100)

@@ -320,7 +320,8 @@ def save_runs(path: str | os.PathLike, runs: RunLog, *, format: str | None = Non
     else:
         with open(path, "w", encoding="utf-8") as fh:
             for i in range(len(runs)):
-                fh.write(json.dumps({c: _jsonable(col[i]) for c, col in zip(names, columns)}) + "\n")
+                row = {c: _jsonable(col[i]) for c, col in zip(names, columns, strict=True)}
+                fh.write(json.dumps(row) + "\n")
     return path
 
 

@@ -17,12 +17,15 @@ from nnip_scaling.scaling.runs import RunLog
 
 __all__ = ["synthetic_runs"]
 
+# The paper evaluates each model at r = 0.1, 0.2, ..., 1.0 of the data (section 4.2).
+_PAPER_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
 
 def synthetic_runs(
     n_params: ArrayLike,
     *,
     D_max: float,
-    fractions: ArrayLike = tuple(np.round(np.arange(1, 11) / 10, 1)),
+    fractions: ArrayLike = _PAPER_FRACTIONS,
     L_inf: float = 0.0,
     A: float,
     B: float,

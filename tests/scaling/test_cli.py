@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -91,3 +92,16 @@ def test_fit_errors_are_reported(tmp_path, capsys):
     assert "no column 'arch'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", str(path), "--sum-L-inf", "auto"])
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
+    path, _ = _write(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    out_json = tmp_path / "fit.json"
+    rc = main(["fit", str(path), "--bootstrap", "0", "--sum-L-inf", "0", "--json", str(out_json),
+               "--plot", str(tmp_path / "fit.png")])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "pip install 'nnip_scaling[plot]'" in captured.err
+    assert "Sum power law" in captured.out and out_json.exists()  # the fit itself still reported
