@@ -24,7 +24,8 @@ fits produce; that is the flaw Besiroglu et al. (2024) found in the original app
 
 The global optimum is searched from a grid of starting points (exponents ``0.05 ... 2``, amplitudes
 around the data): the whole grid is scored in one vectorised pass, the ``n_starts`` best points are
-refined locally, the best refined fit wins. A :class:`FitWarning` is emitted when the optimum sits on a
+refined locally (each first by least squares, which converges in a few evaluations and lands next to
+the Huber optimum, then by the Huber fit itself), the best refined fit wins. A :class:`FitWarning` is emitted when the optimum sits on a
 bound, when too few refined starts agree on the best objective, or when the parameters are not
 identifiable from the data (rank-deficient Jacobian at the optimum, or agreeing starts with different
 parameters).
