@@ -389,6 +389,17 @@ def _pad_rows(x: Tensor) -> Tensor:
     return torch.cat([x, x.new_zeros((1, *x.shape[1:]))])
 
 
+def _take(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for an integer tensor ``index`` of any shape, via ``index_select`` (several times
+    faster than advanced indexing on CPU). Shapes: ``[N, *F]``, ``[*I]`` -> ``[*I, *F]``."""
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, *x.shape[1:])
+
+
+def _take_padded(x: Tensor, index: Tensor) -> Tensor:
+    """``_pad_rows(x)[index]``: rows of ``x``, index ``len(x)`` giving zeros."""
+    return _take(_pad_rows(x), index)
+
+
 def _channels(n: int, device: torch.device) -> Tensor:
     """``[n_lm, 2]`` channel of ``(Re, Im)(x^m)`` in :func:`_complex_powers`' layout for each ``(l, m)``."""
     ms = torch.tensor([m for _, m, _ in _lm_table(n)], dtype=torch.int64, device=device)
@@ -478,7 +489,7 @@ class DirectionalBasis(nn.Module):
         ls = self.num_spherical
         triplet_radial = (rbf @ self.cbf_weight).reshape(n_edges, self.basis_dim, ls)
         # circular basis of every (output slot a, input slot b) pair of every atom
-        u_pad = _pad_rows(unit)[index.table.edge]  # [n, D, 3]
+        u_pad = _take_padded(unit, index.table.edge)  # [n, D, 3]
         cos = torch.bmm(u_pad, u_pad.transpose(1, 2)).clamp(-1.0, 1.0)  # [n, D, D]
         cb = circular_basis(cos, n=ls) * index.triplet_mask[..., None].to(cos.dtype)  # [n, D, D, L]
         triplet_angular = cb.permute(0, 1, 3, 2).reshape(n, d * ls, d)
@@ -513,7 +524,7 @@ class DirectionalBasis(nn.Module):
         b = unit[q.edge]  # [E_q, 3] direction of the middle edge, x_k - x_v
         e1, e2 = _frames(b)
         # inner triplets j -> k -> v: angle at k between x_v - x_k (= -b) and x_j - x_k
-        d_unit = _pad_rows(unit)[q.inner_edge]  # [E_q, D, 3]
+        d_unit = _take_padded(unit, q.inner_edge)  # [E_q, D, 3]
         inner_mask = q.inner_mask.to(dtype)
         cos2 = -(d_unit * b[:, None, :]).sum(-1).clamp(-1.0, 1.0)
         rbf_q = self.radial(r_q, cutoff=self.quadruplet_cutoff)  # [E_q, R]
@@ -523,9 +534,9 @@ class DirectionalBasis(nn.Module):
         dim = (d_unit * e2[:, None, :]).sum(-1)
         delta = _complex_powers(dre, dim, big_l) * inner_mask[..., None]  # [E_q, D, 2L]
         # outer pairs (u -> v, k -> v) in the layout of atom v
-        b_pad = _pad_rows(b)[q.table]  # [n, D_q, 3]
-        e1_pad = _pad_rows(e1)[q.table]
-        e2_pad = _pad_rows(e2)[q.table]
+        b_pad = _take_padded(b, q.table)  # [n, D_q, 3]
+        e1_pad = _take_padded(e1, q.table)
+        e2_pad = _take_padded(e2, q.table)
         cos1 = torch.bmm(u_pad, b_pad.transpose(1, 2)).clamp(-1.0, 1.0)  # [n, D, D_q]
         are = torch.bmm(u_pad, e1_pad.transpose(1, 2))
         aim = torch.bmm(u_pad, e2_pad.transpose(1, 2))
@@ -537,7 +548,7 @@ class DirectionalBasis(nn.Module):
         gamma = g.permute(0, 3, 1, 2, 4).reshape(n * n_lm, d, d_q * 2)
         # excluded j = u quadruplets: their spherical basis, to subtract
         delta_flat = _pad_rows(delta.reshape(n_q * d, 2 * big_l))
-        dc = delta_flat[q.correction][..., chan]  # [n, D, D_q, n_lm, 2]
+        dc = _take(delta_flat, q.correction)[..., chan]  # [n, D, D_q, n_lm, 2]
         correction = (g * dc).sum(-1).permute(0, 1, 3, 2).reshape(n * d, n_lm, d_q)
         radial = (self.rbf_spherical(rbf) @ self.sbf_weight).reshape(n_edges, self.sbf_dim, n_lm)
         # soft quadruplet count of each target: sum over middle edges k -> v of u_q(r_kv) n_k
@@ -567,9 +578,9 @@ def triplet_aggregate(x: Tensor, features: DirectionalFeatures) -> Tensor:
     idx = features.index
     n, d = idx.n_atoms, idx.max_degree
     ls = features.triplet_radial.shape[2]
-    xp = _pad_rows(x)[idx.table.edge]  # [n, D, C]
+    xp = _take_padded(x, idx.table.edge)  # [n, D, C]
     p = torch.bmm(features.triplet_angular, xp)  # [n, D * L, C]
-    p = p.reshape(n * d, ls, x.shape[1])[idx.flat_slot]
+    p = p.reshape(n * d, ls, x.shape[1]).index_select(0, idx.flat_slot)
     return p * features.atom_norm[idx.edge_index[1]][:, None, None]
 
 
@@ -601,13 +612,13 @@ def quadruplet_aggregate(y: Tensor, features: DirectionalFeatures) -> Tensor:
     big_l = qf.delta.shape[1] // 2
     z = torch.bmm(qf.delta, y)  # [E_q, 2L, C]
     chan = _channels(big_l, y.device)
-    zl = _pad_rows(z)[q.table][:, :, chan]  # [n, D_q, n_lm, 2, C]
-    zl = zl.permute(0, 2, 1, 3, 4).reshape(n * n_lm, d_q * 2, c)
+    zl = _take_padded(z, q.table).index_select(2, chan.reshape(-1))  # [n, D_q, n_lm * 2, C]
+    zl = zl.view(n, d_q, n_lm, 2, c).permute(0, 2, 1, 3, 4).reshape(n * n_lm, d_q * 2, c)
     p = torch.bmm(qf.gamma, zl).reshape(n, n_lm, d, c).permute(0, 2, 1, 3).reshape(n * d, n_lm, c)
     y_flat = _pad_rows(y.reshape(n_q * d, c))
-    y_corr = y_flat[q.correction].reshape(n * d, d_q, c)
+    y_corr = _take(y_flat, q.correction).reshape(n * d, d_q, c)
     p = p - torch.bmm(qf.correction, y_corr)
-    return p[idx.flat_slot] * qf.norm[:, None, None]
+    return p.index_select(0, idx.flat_slot) * qf.norm[:, None, None]
 
 
 # ============================================================================ interactions
@@ -616,7 +627,7 @@ def _symmetric(x: Tensor, up_ca: Dense, up_ac: Dense, reverse: Tensor) -> Tensor
     a reverse edge (asymmetric capped graphs) get only the first term."""
     x_ac = up_ac(x)
     has = (reverse >= 0).to(x.dtype)[:, None]
-    return (up_ca(x) + x_ac[reverse.clamp(min=0)] * has) * (1.0 / math.sqrt(2.0))
+    return (up_ca(x) + x_ac.index_select(0, reverse.clamp(min=0)) * has) * (1.0 / math.sqrt(2.0))
 
 
 class TripletInteraction(nn.Module):
@@ -683,7 +694,7 @@ class QuadrupletInteraction(nn.Module):
         qf, q = features.quadruplets, features.index.quadruplets
         assert qf is not None and q is not None
         x = self.down(self.dense_db(m) * self.mlp_rbf(features.rbf_triplet))
-        y = _pad_rows(x)[q.inner_edge] * self.mlp_cbf(qf.inner_basis)  # [E_q, D, q]
+        y = _take_padded(x, q.inner_edge) * self.mlp_cbf(qf.inner_basis)  # [E_q, D, q]
         p = quadruplet_aggregate(y, features)  # [E, n_lm, q]
         s = torch.bmm(qf.radial, p)  # [E, sbf_dim, q]
         x = self.bilinear(s.flatten(1))
@@ -784,7 +795,7 @@ class DirectionalBlock(nn.Module):
         m = self.after_skip((m + x) * (1.0 / math.sqrt(2.0)))
         h = (h + self.atom_update(m, features.rbf_atom, features)) * (1.0 / math.sqrt(2.0))
         src, tgt = features.index.edge_index[0], features.index.edge_index[1]
-        m2 = self.residual_m(self.concat(torch.cat([h[src], h[tgt], m], dim=-1)))
+        m2 = self.residual_m(self.concat(torch.cat([h.index_select(0, src), h.index_select(0, tgt), m], dim=-1)))
         m = (m + m2) * (1.0 / math.sqrt(2.0))
         return rms_normalise(h), rms_normalise(m)
 
