@@ -4,7 +4,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_COMMAND = 'pip install ".[test]" && python -m pytest -q'
-MAIN_COMMAND = "pip install . && nnip-scaling graph"
+MAIN_COMMAND = 'pip install ".[train,plot]" && nnip-scaling study --quick --out study/'
 
 
 def test_readme_and_ci_agree():

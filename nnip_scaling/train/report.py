@@ -237,6 +237,17 @@ def _as_json(fits: Sequence[Any], ranking: Sequence[str], plan: Mapping[str, Any
 # figures
 
 
+def _tidy(ax: Any) -> None:
+    """Readable log axes: no minor labels on x; plain numbers on a y axis spanning less than a decade."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log" and lo > 0 and hi / lo < 10:
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.4g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.4g"))
+
+
 def write_figures(out: Path, prepared: Any, fits: Sequence[Any]) -> tuple[Path, ...]:
     """Figures 1, 3 and 5 of the paper for this study, as PNG files in ``out``.
 
@@ -283,6 +294,8 @@ def write_figures(out: Path, prepared: Any, fits: Sequence[Any]) -> tuple[Path, 
         ax.legend(fontsize="small")
     axes[0].set_title("FLOPs-optimal frontier")
     axes[1].set_title("time-optimal frontier")
+    for ax in axes:
+        _tidy(ax)
     p = out / "fig1_compute.png"
     fig.savefig(p, dpi=80)
     written.append(p)
@@ -300,6 +313,7 @@ def write_figures(out: Path, prepared: Any, fits: Sequence[Any]) -> tuple[Path, 
                               xlabel=xl)
                 ax.set_title(f.kind, fontsize="medium")
                 ax.legend(fontsize="xx-small")
+                _tidy(ax)
         p = out / "fig3_frontiers.png"
         fig.savefig(p, dpi=70)
         written.append(p)
@@ -313,6 +327,8 @@ def write_figures(out: Path, prepared: Any, fits: Sequence[Any]) -> tuple[Path, 
             plot_sum_law(fam.N, fam.D, fam.loss, f.sum_law, axes=(axes[0, j], axes[1, j]))
             axes[0, j].set_title(f"{f.kind}: $\\beta$ = {f.sum_law.beta:.3f}", fontsize="medium")
             axes[1, j].set_title(f"{f.kind}: $\\alpha$ = {f.sum_law.alpha:.3f}", fontsize="medium")
+            _tidy(axes[0, j])
+            _tidy(axes[1, j])
         p = out / "fig5_sum_law.png"
         fig.savefig(p, dpi=70)
         written.append(p)
