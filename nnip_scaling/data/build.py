@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -433,7 +434,9 @@ def generate(
             for r in results: ...
 
     Even ``workers=1`` runs in a child process, so the thread count (and hence every bit of the
-    labels) is the same whatever ``workers`` is.
+    labels) is the same whatever ``workers`` is. Workers are started with the ``spawn`` method: a
+    script that calls this must guard its entry point with ``if __name__ == "__main__":`` (and cannot
+    be fed on stdin); otherwise the workers fail to start and ``BrokenProcessPool`` is raised.
 
     Raises:
         ValueError: ``workers`` or ``n_configs`` not a positive int.
@@ -443,13 +446,13 @@ def generate(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     tasks = [(s, int(seed), n_configs, (float(sigma_range[0]), float(sigma_range[1])), float(accuracy)) for s in sources]
     ctx = multiprocessing.get_context("spawn")
-    with _single_thread_env():
-        pool = ctx.Pool(workers, initializer=_init_worker)
+    with _single_thread_env():  # workers are spawned on submission and inherit the environment
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        futures = [pool.submit(_work, t) for t in tasks]
     try:
-        yield pool.imap(_work, tasks, chunksize=1)
+        yield (f.result() for f in futures)
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _versions() -> dict[str, str]:
@@ -491,6 +494,9 @@ def build_dataset(
         sigma_range: displacement scale range, Å.
         accuracy: tblite's numerical accuracy setting.
         progress: called with a one-line status now and then (e.g. ``print``).
+
+    Workers are spawned processes: call this under ``if __name__ == "__main__":`` in scripts (the CLI
+    does).
 
     Raises:
         ValueError: bad arguments, or ``n`` larger than the candidates allow.
