@@ -19,6 +19,7 @@ _SUBCOMMANDS: list[tuple[str, str]] = [
     ("graph", "nnip_scaling._graph_cli"),
     ("dataset", "nnip_scaling.data.cli"),
     ("fit", "nnip_scaling.scaling.cli"),
+    ("kappa", "nnip_scaling.flops.cli"),
     ("study", "nnip_scaling.train.study_cli"),
 ]
 

@@ -31,10 +31,18 @@ from torch import nn
 
 from nnip_scaling.flops.counter import count_flops
 
-__all__ = ["KappaEstimate", "KappaPoint", "KappaRow", "KappaDriftWarning", "estimate_kappa",
-           "probe_graphs"]
+__all__ = ["KappaEstimate", "KappaPoint", "KappaRow", "KappaDriftWarning", "PAPER_KAPPA", "PROBE_SOURCES",
+           "estimate_kappa", "probe_graphs"]
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (8, 32, 90)
+
+#: Probe sources of :func:`probe_graphs` -> their default batch sizes (molecules per batch).
+PROBE_SOURCES: Mapping[str, tuple[int, ...]] = MappingProxyType({"g2": DEFAULT_BATCH_SIZES, "gfn2": (4, 12, 32)})
+
+#: κ reported by the paper (section 4.1, figure 2) for its four architectures, keyed by our kind.
+PAPER_KAPPA: Mapping[str, float] = MappingProxyType(
+    {"unconstrained": 2.33, "directional": 35.18, "cartesian": 28.09, "spherical": 74.36}
+)
 
 
 class KappaDriftWarning(UserWarning):
@@ -139,37 +147,73 @@ class KappaEstimate:
 
 
 def probe_graphs(
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    batch_sizes: Sequence[int] | None = None,
     *,
     seed: int = 0,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    source: str = "g2",
 ) -> list[Any]:
-    """Batches of the built-in molecules (:func:`~nnip_scaling.data.molecules.builtin_molecules`).
+    """Nested batches of built-in molecules, without edges.
 
-    Batch ``i`` holds the first ``batch_sizes[i]`` molecules of one fixed permutation of the 90
-    built-in molecules (drawn with ``numpy.random.default_rng(seed)``), so the batches are nested.
+    Batch ``i`` holds the first ``batch_sizes[i]`` molecules of one fixed permutation of the
+    source's molecules (drawn with ``numpy.random.default_rng(seed)``), so the batches are nested.
+
+    Sources (:data:`PROBE_SOURCES`):
+
+    * ``"g2"``: the 90 built-in G2 molecules
+      (:func:`~nnip_scaling.data.molecules.builtin_molecules`; 3-14 atoms, about 7 neighbours per
+      atom at 6 Å). Default batches ``(8, 32, 90)`` molecules (about 60, 220, 640 atoms).
+    * ``"gfn2"``: one configuration of each of the 2,500 molecules of the shipped GFN2-xTB data set
+      (``nnip_scaling.data.load_dataset("builtin")``; 2-30 atoms, 21 on average, about 17
+      neighbours per atom at 6 Å / 30, 21 at 10 Å / 50): closer to the paper's OMol25 molecules.
+      Default batches ``(4, 12, 32)`` molecules (about 90, 260, 690 atoms).
 
     Args:
-        batch_sizes: molecules per batch, each in 1..90.
+        batch_sizes: molecules per batch, each in 1..(molecules of the source); ``None`` for the
+            source's default.
         seed: seed of the permutation.
         dtype, device: of the positions.
+        source: ``"g2"`` or ``"gfn2"``.
 
     Returns:
         A list of :class:`~nnip_scaling.graph.AtomicGraph` without edges.
+
+    Raises:
+        ValueError: unknown ``source``, bad ``batch_sizes``.
+        TypeError: ``seed`` not an int.
+        FileNotFoundError: ``source="gfn2"`` and the data set is not installed.
     """
-    from nnip_scaling.data.molecules import builtin_molecules
     from nnip_scaling.graph import AtomicGraph
 
-    mols = builtin_molecules()
-    sizes = _check_batch_sizes(batch_sizes, len(mols))
+    if source not in PROBE_SOURCES:
+        raise ValueError(f"source must be one of {list(PROBE_SOURCES)}, got {source!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    mols = _probe_molecules(source)
+    sizes = _check_batch_sizes(PROBE_SOURCES[source] if batch_sizes is None else batch_sizes, len(mols))
     perm = np.random.default_rng(seed).permutation(len(mols))
     return [
-        AtomicGraph.from_molecules([mols[i].as_tuple() for i in perm[:k]], dtype=dtype, device=device)
+        AtomicGraph.from_molecules([mols[i] for i in perm[:k]], dtype=dtype, device=device)
         for k in sizes
     ]
+
+
+def _probe_molecules(source: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(Z, R)`` of every molecule of a probe source (see :func:`probe_graphs`)."""
+    if source == "g2":
+        from nnip_scaling.data.molecules import builtin_molecules
+
+        return [m.as_tuple() for m in builtin_molecules()]
+    from nnip_scaling.data import load_dataset
+
+    ds = load_dataset("builtin")
+    _, first = np.unique(ds.molecule_id, return_index=True)  # first configuration of each molecule
+    out = []
+    for i in np.sort(first):
+        c = ds[int(i)]
+        out.append((c.atomic_numbers, c.positions))
+    return out
 
 
 def _check_batch_sizes(batch_sizes: Any, n_max: int) -> tuple[int, ...]:
@@ -291,6 +335,7 @@ def estimate_kappa(
     batch_sizes: Sequence[int] | None = None,
     seed: int = 0,
     drift_tolerance: float = 0.2,
+    probe: str = "g2",
 ) -> KappaEstimate:
     r"""Measure :math:`\kappa = C_\text{fwd} / (N D)` (paper eq. 3, figure 2).
 
@@ -315,11 +360,14 @@ def estimate_kappa(
             callable ``width -> nn.Module``.
         graphs: an ``AtomicGraph`` or a sequence of them (batches); default: probe batches.
         widths: widths to build with the factory (distinct ints >= 1).
-        batch_sizes: molecules per probe batch, each in 1..90 (default ``(8, 32, 90)``); only
-            without ``graphs``.
+        batch_sizes: molecules per probe batch (default: the probe source's, ``(8, 32, 90)`` for
+            ``"g2"``); only without ``graphs``.
         seed: seed of the probe-batch permutation.
         drift_tolerance: relative spread of per-size κ (``max/min - 1``) above which a
             :class:`KappaDriftWarning` is issued and recorded in ``warning``.
+        probe: source of the probe batches, ``"g2"`` (90 small G2 molecules) or ``"gfn2"`` (the
+            shipped GFN2-xTB set, molecules up to 30 atoms, closer to the paper's data); see
+            :func:`probe_graphs`. Only without ``graphs``.
 
     Returns:
         A :class:`KappaEstimate`.
@@ -362,18 +410,20 @@ def estimate_kappa(
     cache: dict = {}
     uncounted: dict[str, int] = {}
     points: list[KappaPoint] = []
-    probe: list[Any] | None = _as_graph_list(graphs) if graphs is not None else None
+    if probe not in PROBE_SOURCES:
+        raise ValueError(f"probe must be one of {list(PROBE_SOURCES)}, got {probe!r}")
+    batches: list[Any] | None = _as_graph_list(graphs) if graphs is not None else None
     for width, make in sizes:
         model = make()
         if not isinstance(model, nn.Module):
             raise TypeError(f"the factory returned {type(model).__name__} for width {width}, "
                             "expected an nn.Module")
-        if probe is None:
+        if batches is None:
             p = _float_param(model)
-            probe = probe_graphs(batch_sizes if batch_sizes is not None else DEFAULT_BATCH_SIZES,
-                                 seed=seed, dtype=None if p is None else p.dtype,
-                                 device=None if p is None else p.device)
-        points.extend(_count_points(model, probe, width, cache, uncounted))
+            batches = probe_graphs(batch_sizes, source=probe, seed=seed,
+                                   dtype=None if p is None else p.dtype,
+                                   device=None if p is None else p.device)
+        points.extend(_count_points(model, batches, width, cache, uncounted))
         del model
     return _summarise(points, uncounted, float(drift_tolerance))
 
