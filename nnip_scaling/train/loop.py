@@ -748,10 +748,18 @@ def train(
             return "tokens"
         if cfg.steps is not None and prog.step >= cfg.steps:
             return "steps"
-        if cfg.minutes is not None and elapsed_hours() * 60.0 >= cfg.minutes:
-            return "minutes"
         if prog.epoch >= cfg.epochs:
             return "data"
+        if cfg.minutes is not None:
+            out_of_time = elapsed_hours() * 60.0 >= cfg.minutes
+            if info.world_size > 1:  # clocks differ between ranks: rank 0 decides for all
+                import torch.distributed as dist
+
+                flag = torch.tensor([1.0 if out_of_time else 0.0], device=info.device)
+                dist.broadcast(flag, src=0)
+                out_of_time = bool(flag.item() > 0)
+            if out_of_time:
+                return "minutes"
         return ""
 
     total = cfg.tokens if cfg.tokens is not None else (cfg.steps if cfg.steps is not None else None)
