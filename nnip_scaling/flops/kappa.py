@@ -301,6 +301,10 @@ def _count_points(model: nn.Module, graphs: Sequence[Any], width: int | None, ca
     if n == 0:
         raise ValueError(f"the model{'' if width is None else f' of width {width}'} has no "
                          "trainable parameters (N = 0)")
+    # One uncounted warm-up pass on the smallest batch: work done once per process and cached
+    # (e.g. the Wigner-D constants of the spherical family, computed on first use) is not part of
+    # the steady-state forward pass, and counting it would make κ depend on what ran before.
+    model(_prepare(min(graphs, key=lambda g: g.n_atoms), model, cache))
     pts = []
     for g in graphs:
         g = _prepare(g, model, cache)
@@ -350,6 +354,9 @@ def estimate_kappa(
     gets its edges built before counting, so neighbour-list construction is excluded; a model
     without one that builds edges itself has that counted. Graphs that already carry edges are
     used as given. Graphs are converted to the model's dtype and device.
+
+    Each model first runs once, uncounted, on the smallest batch, so that one-time work cached on
+    first use (constant matrices) is not counted.
 
     What is counted is the model's forward call in its current mode (train/eval): a model with
     conservative forces includes the force computation (an ``autograd.grad``) in
