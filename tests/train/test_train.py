@@ -244,3 +244,24 @@ def test_bad_options(toy, tmp_path):
         train(torch.nn.Linear(2, 2), tr, va)
     with pytest.raises(TypeError, match="val_data"):
         train(_model(), tr, [1, 2])
+
+
+def test_optional_dependencies_named(toy, monkeypatch, capsys):
+    tr, va = toy
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.raises(ImportError, match=r"nnip_scaling\[train\]"):
+        train(_model(), tr, va, steps=1, **{**FAST, "progress": True})
+    res = train(_model(), tr, va, steps=2, **{**FAST, "progress": None})  # no terminal, no tqdm: no bar
+    assert res.steps == 2
+    monkeypatch.setitem(sys.modules, "schedulefree", None)
+    with pytest.raises(ImportError, match=r"nnip_scaling\[train\]"):
+        train(_model(), tr, va, steps=1, **FAST)
+
+
+def test_progress_bar(toy, capsys):
+    pytest.importorskip("tqdm")
+    tr, va = toy
+    res = train(_model(), tr, va, steps=3, eval_every=3, **{**FAST, "progress": True})
+    assert res.steps == 3
+    assert "unconstrained-w16-d2-s0" in capsys.readouterr().err
