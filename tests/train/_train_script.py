@@ -20,7 +20,12 @@ def make_model():
 
 
 if __name__ == "__main__":
+    import time
+
     torch.set_num_threads(1)
     ds = toy_dataset()
-    train(make_model(), ds.split("train"), ds.split("val"), out_dir=sys.argv[1], resume=True, kappa=2.0,
+    model = make_model()
+    # slow the child down (20 ms per forward; numerics unchanged) so the parent can kill it mid-run
+    model.energy_head.register_forward_hook(lambda module, args, output: time.sleep(0.02))
+    train(model, ds.split("train"), ds.split("val"), out_dir=sys.argv[1], resume=True, kappa=2.0,
           progress=False, **OPTIONS)
