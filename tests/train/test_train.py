@@ -265,3 +265,17 @@ def test_progress_bar(toy, capsys):
     res = train(_model(), tr, va, steps=3, eval_every=3, **{**FAST, "progress": True})
     assert res.steps == 3
     assert "unconstrained-w16-d2-s0" in capsys.readouterr().err
+
+
+def test_gradient_clipping_is_applied(toy):
+    tr, va = toy
+
+    def moved(**kw):
+        model = _model()
+        start = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+        train(model, tr, va, steps=5, eval_every=5, **{**FAST, **kw})
+        return float((torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - start).abs().max())
+
+    free, clipped = moved(grad_clip=None), moved(grad_clip=1e-14)
+    # clipped to 1e-14, gradients drown in Adam's eps = 1e-8: the weights hardly move
+    assert free > 1e-3 and clipped < 1e-4 * free
