@@ -125,3 +125,10 @@ def test_normalised_training_targets(ds):
     assert float(e.std()) == pytest.approx(1.0, abs=1e-9)
     # referencing removes almost all of the spread of total energies
     assert norm.std < 0.01 * float(np.std(train.energy))
+
+
+def test_load_dataset_argument_errors():
+    with pytest.raises(ValueError, match="name must be 'builtin'"):
+        load_dataset("omol25")
+    with pytest.raises(ValueError, match="split must be None or one of"):
+        load_dataset("builtin", split="training")
