@@ -25,8 +25,8 @@ __all__ = ["write_report", "write_figures", "parse_exponent_table", "EXPONENT_CO
 
 EXPONENT_COLUMNS = ("family", "runs", "N", "D_max", "kappa", "gamma_c (eq. 4)", "gamma_c (eq. 7)", "alpha", "beta",
                     "gamma_h", "a", "b")
-_LABEL = {"unconstrained": "unconstrained MPNN", "directional": "directional (GemNet-OC-like)",
-          "cartesian": "Cartesian vectors (MC-EGNN-like)", "spherical": "spherical (eSEN-like)"}
+_LABEL = {"unconstrained": "MPNN without symmetry constraint", "directional": "GemNet-OC-like, invariant angles",
+          "cartesian": "MC-EGNN-like, Cartesian vectors", "spherical": "eSEN-like, spherical tensors"}
 
 
 def _num(v: float) -> str:

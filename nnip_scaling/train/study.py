@@ -3,7 +3,7 @@ r"""The one-command scaling study: ladders -> training runs -> frontier and sum-
 This is what the paper does (sections 3-4), shrunk to a CPU budget: for each model family, a short
 ladder of widths at fixed depth (:func:`default_config`, scaled down from :func:`~nnip_scaling.models.ladder`)
 is trained on the same data to the same token budget :math:`D_\max` (single epoch, schedule-free AdamW,
-μP learning rates from each family's base width), logging validation learning curves with their compute
+μP learning rates from each family's base width, by default the ladder's middle width), logging validation learning curves with their compute
 :math:`C = 3\kappa N D` and wall-clock hours. Then, per family:
 
 1. the loss-compute Pareto frontier (Hoffmann et al. approach 1, section 4.1) after dropping each run's
@@ -83,7 +83,8 @@ class FamilySpec:
         widths: the ladder's widths (at least 2 distinct; 3-4 recommended).
         depth: blocks, fixed along the ladder (paper section 3.3).
         options: family options passed to :func:`~nnip_scaling.models.build_model`.
-        base_width: width at which the study's ``lr`` applies (μP transfer); default: the smallest width.
+        base_width: width at which the study's ``lr`` applies (μP transfer ``lr * base_width / width``);
+            default: the middle width of the ladder (the paper tunes at ~1M parameters, inside its ladders).
         lr: overrides the study's ``lr`` for this family.
         batch_size: overrides the study's ``batch_size`` for this family.
     """
@@ -595,7 +596,7 @@ def run_study(
                     model, train_ds, val_ds, out_dir=out / "runs" / run_id, resume=True, normaliser=normaliser,
                     kappa=row.kappa, progress=False, run_id=run_id, tokens=int(fam_plan["tokens"]),
                     minutes=float(fam_plan["minutes_cap"][str(w)]), batch_size=bs, lr=spec.lr or config.lr,
-                    base_width=spec.base_width or spec.widths[0], seed=config.seed,
+                    base_width=spec.base_width or spec.widths[len(spec.widths) // 2], seed=config.seed,
                     eval_every=int(fam_plan["eval_every"]),
                 )
                 log(f"[{i}/{n_total}] {run_id:<18} N={res.n_params:>8,}  D={res.tokens:>9,}  steps={res.steps:>5}  "
