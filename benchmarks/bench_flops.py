@@ -10,7 +10,15 @@ toy message-passing energy model with conservative forces, and whatever model fa
 ``nnip_scaling.models.build_model`` can build (small widths, the 90 built-in molecules, edges
 built beforehand).
 
-Usage: python benchmarks/bench_flops.py [--quick]   -> table on stdout, JSON in benchmarks/results/
+Second part: κ per family across the paper's ladders scaled down (the rungs up to about 2M
+parameters; the unconstrained family, whose κ is about 2, up to 8.5M), on both probe sets (the 90
+built-in G2 molecules and the shipped GFN2-xTB molecules of up to 30 atoms): counted κ, κ predicted
+from parameter placement, κ predicted at the neighbour cap, the paper's κ (``family_kappa``). It also
+times the default ``nnip-scaling kappa`` run (first three rungs, g2 probe).
+
+Usage: python benchmarks/bench_flops.py [--quick] [--threads N] [--skip-overhead] [--skip-kappa]
+  -> tables on stdout, JSON in benchmarks/results/bench_flops.json (a skipped part keeps its
+  previous results in the JSON).
 """
 
 from __future__ import annotations
@@ -192,16 +200,137 @@ def _cases(quick: bool):
         yield name, (lambda m=model, gg=gk: m(gg)), (lambda m=model, gg=gk: count_flops(m, gg))
 
 
+# Rungs of the paper's ladders measured for κ (the ladders scaled down: see the module docstring).
+KAPPA_LADDER_MAX_WIDTH = {"unconstrained": 835, "directional": 96, "cartesian": 120, "spherical": 16}
+
+
+def _matmul_share(kind: str, width: int, r) -> float:  # noqa: ANN001
+    """matmul subtotal / total of the forward pass on the largest probe batch."""
+    from nnip_scaling.flops import probe_graphs
+    from nnip_scaling.models import build_model, family_class
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(kind, width=width, depth=r.depth, cutoff=r.cutoff, max_neighbors=r.max_neighbors,
+                            **dict(family_class(kind).ladder_options))
+    g = probe_graphs((r.batch_sizes[-1],), source=r.probe)[0].with_edges(r.cutoff, r.max_neighbors)
+    model(g)  # warm-up (constants cached on first use)
+    rep = count_flops(model, g)
+    return rep.matmul / rep.total
+
+
+def _implied_neighbors(row, paper: float) -> float | None:  # noqa: ANN001
+    """Mean neighbours at which this model's κ would equal the paper's, if the counted/predicted
+    ratio stayed as measured: solve ``2 (P_node + P_edge k + P_graph g + P_other) / N = paper *
+    (predicted/counted)`` for ``k`` (``None`` with per-triplet parameters or none per edge)."""
+    p = row.placement
+    if p.per_triplet > 0 or p.per_edge <= 0:
+        return None
+    rest = p.per_node + p.per_graph * p.n_graphs / p.n_atoms + p.other_per_atom
+    return (paper * row.predicted_over_counted * p.n_params / 2.0 - rest) / p.per_edge
+
+
+def _kappa_part(quick: bool) -> dict:
+    from nnip_scaling.flops import family_kappa, kappa_table
+    from nnip_scaling.flops.placement import DOMAINS
+    from nnip_scaling.models import KINDS, paper_ladder
+
+    families = []
+    results = []
+    # the default command: `nnip-scaling kappa` (first three rungs, g2 probe), timed
+    t0, c0 = time.perf_counter(), time.process_time()
+    default = [family_kappa(kind) for kind in KINDS]
+    default_s, default_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    print(f"default `nnip-scaling kappa` (first three rungs, g2): {default_s:.1f} s wall, "
+          f"{default_cpu_s:.1f} s CPU", flush=True)
+    probes = ("g2",) if quick else ("g2", "gfn2")
+    for probe in probes:
+        for kind in KINDS:
+            if quick:
+                r = next(x for x in default if x.kind == kind)
+            else:
+                widths = [rg.width for rg in paper_ladder(kind) if rg.width <= KAPPA_LADDER_MAX_WIDTH[kind]]
+                t0 = time.perf_counter()
+                r = family_kappa(kind, widths, probe=probe)
+                print(f"  {kind} ({probe}): {len(widths)} widths in {time.perf_counter() - t0:.1f} s",
+                      flush=True)
+            results.append(r)
+            e = r.estimate
+            top = r.rows[-1]
+            matmul_share = _matmul_share(kind, top.width, r)
+            implied = _implied_neighbors(top, r.paper_kappa)
+            families.append({
+                "kind": r.kind, "probe": r.probe, "depth": r.depth, "cutoff": r.cutoff,
+                "max_neighbors": r.max_neighbors, "batch_sizes": list(r.batch_sizes),
+                "kappa_fit": e.kappa, "drift": e.drift, "loglog_slope": e.loglog_slope,
+                "mean_neighbors": e.mean_neighbors, "paper_kappa": r.paper_kappa,
+                "uncounted_ops": dict(e.uncounted),
+                "largest": {"width": top.width, "matmul_share": matmul_share,
+                            "kappa_matmul_only": top.kappa * matmul_share,
+                            "neighbors_implied_by_paper_kappa": implied},
+                "rows": [{
+                    "width": row.width, "n_params": row.n_params, "flops_per_atom": row.flops_per_atom,
+                    "kappa": row.kappa, "kappa_predicted": row.kappa_predicted,
+                    "predicted_over_counted": row.predicted_over_counted,
+                    "kappa_predicted_at_cap": row.kappa_predicted_at_cap,
+                    "placement": {**{f"per_{d}": getattr(row.placement, f"per_{d}") for d in DOMAINS},
+                                  "other_per_atom": row.placement.other_per_atom,
+                                  "free": row.placement.free},
+                } for row in r.rows],
+            })
+    print()
+    print(kappa_table(results))
+    print()
+    print("| family | probe | width | κ counted | matmul share | κ matmul only | κ pred @ cap | "
+          "neighbours implied by the paper's κ | κ paper |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for f in families:
+        top, big = f["rows"][-1], f["largest"]
+        imp = big["neighbors_implied_by_paper_kappa"]
+        print(f"| {f['kind']} | {f['probe']} | {top['width']} | {top['kappa']:.2f} | "
+              f"{100 * big['matmul_share']:.1f}% | {big['kappa_matmul_only']:.2f} | "
+              f"{top['kappa_predicted_at_cap']:.2f} | {'-' if imp is None else f'{imp:.1f}'} | "
+              f"{f['paper_kappa']:.2f} |")
+    return {"default_command_wall_s": default_s, "default_command_cpu_s": default_cpu_s,
+            "families": families}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller models")
     ap.add_argument("--threads", type=int, default=2,
                     help="torch threads (1 gives stabler ratios on an oversubscribed machine)")
+    ap.add_argument("--skip-overhead", action="store_true", help="skip the counting-overhead part")
+    ap.add_argument("--skip-kappa", action="store_true", help="skip the per-family kappa part")
     args = ap.parse_args()
     quick = args.quick or os.environ.get("NNIP_FAST") == "1"
     repeats = 3 if quick else 7
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.skip_overhead:
+        out = {k: previous[k] for k in ("benchmark", "what", "target", "machine", "repeats", "quick", "rows")
+               if k in previous}
+    else:
+        out = _overhead_part(quick, repeats, load0)
+    if args.skip_kappa:
+        if "kappa" in previous:
+            out["kappa"] = previous["kappa"]
+    else:
+        t0 = os.getloadavg()
+        kappa = _kappa_part(quick)
+        kappa["machine"] = {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                            "loadavg_at_start": t0, "loadavg_at_end": os.getloadavg(),
+                            "torch": torch.__version__}
+        kappa["quick"] = quick
+        out["kappa"] = kappa
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+def _overhead_part(quick: bool, repeats: int, load0: tuple) -> dict:
     rows = []
     for name, plain, counted in _cases(quick):
         res = _time_pair(plain, counted, repeats)
@@ -227,10 +356,10 @@ def main() -> int:
               f"{r['ratio_median']:9.2f}x | {r['ratio_min']:8.2f}x | {r['ratio_cpu_median']:8.2f}x | "
               f"{r['n_aten_ops']:8d} | {r['overhead_us_per_op']:9.1f} | {r['flops'] / 1e9:9.4f} | "
               f"{100 * r['matmul'] / max(1, r['flops']):7.1f}% |")
-    out = {
+    return {
         "benchmark": "bench_flops",
         "what": "count_flops time / plain call time (medians over interleaved repeats; wall and "
-                "process CPU time)",
+                "process CPU time); kappa per family across the scaled-down ladders",
         "target": "overhead < 3x",
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -240,10 +369,6 @@ def main() -> int:
         "quick": quick,
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
-    return 0
 
 
 if __name__ == "__main__":
