@@ -57,6 +57,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnip_scaling.flops import _rules
+from nnip_scaling.flops.counter import _eager_stance, _strip_compile
 
 __all__ = ["DOMAINS", "ParameterUse", "KappaPrediction", "parameter_placement", "predicted_kappa"]
 
@@ -356,7 +357,11 @@ def parameter_placement(model: nn.Module, graph: Any) -> KappaPrediction:
 
     ``graph`` is used as :func:`~nnip_scaling.flops.estimate_kappa` uses it: converted to the
     model's dtype/device, and given edges of the model's ``config.cutoff``/``max_neighbors`` when it
-    has none (built before the trace). The model runs once, unchanged (outputs are discarded).
+    has none (built before the trace). The model runs once, unchanged (outputs are discarded); a
+    ``torch.compile``'d model runs eagerly through the module it wraps, as in
+    :func:`~nnip_scaling.flops.count_flops`. A model without ``config`` that builds its own edges
+    from an edge-less graph has its per-edge applications placed in ``"other"`` (the traced graph
+    has no edges to match them against): pass a graph with edges.
 
     Args:
         model: an ``nn.Module`` taking an :class:`~nnip_scaling.graph.AtomicGraph`.
@@ -383,6 +388,7 @@ def parameter_placement(model: nn.Module, graph: Any) -> KappaPrediction:
         raise TypeError(f"graph must be an AtomicGraph, got {type(graph).__name__}")
     if graph.n_atoms == 0:
         raise ValueError("graph has no atoms")
+    model = _strip_compile(model)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (N = 0)")
@@ -396,7 +402,7 @@ def parameter_placement(model: nn.Module, graph: Any) -> KappaPrediction:
         storages[key] = n
     g = _prepare(graph, model, {})
     trace = _Trace(storages)
-    with _PlacementMode(trace):
+    with _eager_stance(), _PlacementMode(trace):
         model(g)
     n_atoms = int(g.n_atoms)
     n_edges = 0 if g.edge_index is None else int(g.edge_index.shape[1])

@@ -85,3 +85,30 @@ def test_gfn2_probe_has_more_neighbours(tmp_path):
     g2, gfn2 = json.loads(out_json.read_text())["families"]
     assert (g2["probe"], gfn2["probe"]) == ("g2", "gfn2")
     assert gfn2["mean_neighbors"] > 1.5 * g2["mean_neighbors"]
+
+
+def test_library_bad_input():
+    from nnip_scaling.flops import family_kappa
+
+    with pytest.raises(ValueError, match="kind"):
+        family_kappa("transformer")
+    with pytest.raises(ValueError, match="probe"):
+        family_kappa("unconstrained", [4], probe="omol")
+    with pytest.raises(ValueError, match="widths"):
+        family_kappa("unconstrained", [])
+    with pytest.raises(ValueError, match="source"):
+        probe_graphs((3,), source="omol")
+    with pytest.raises(ValueError, match="probe"):
+        estimate_kappa(_model("unconstrained", 4, 1), probe="omol")
+
+
+def test_gfn2_probe_batches_nested():
+    try:
+        a, b = probe_graphs((2, 5), source="gfn2")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    assert (a.n_graphs, b.n_graphs) == (2, 5)
+    assert torch.equal(b.atomic_numbers[: a.n_atoms], a.atomic_numbers)
+    assert int(b.n_atoms_per_graph.max()) <= 30
+    (c,) = probe_graphs((5,), source="gfn2", seed=1)
+    assert c.n_atoms != b.n_atoms or not torch.equal(c.atomic_numbers, b.atomic_numbers)

@@ -241,3 +241,13 @@ def test_bad_input():
         pred.kappa_at(mean_neighbors=-1.0)
     with pytest.raises(ValueError, match="triplets_per_atom"):
         pred.kappa_at(mean_neighbors=3.0, triplets_per_atom=float("nan"))
+
+
+def test_float64_and_compiled_models_place_the_same():
+    model = _seeded(lambda: _TinyMPNN(5))
+    g = probe_graphs((8,))[0]
+    ref = parameter_placement(model, g)
+    f64 = parameter_placement(_seeded(lambda: _TinyMPNN(5)).double(), g)  # graph converted to float64
+    assert f64.uses == ref.uses and f64.kappa == ref.kappa
+    compiled = parameter_placement(torch.compile(model, backend="eager"), g)
+    assert compiled.uses == ref.uses and compiled.kappa == ref.kappa
