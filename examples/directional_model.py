@@ -84,7 +84,7 @@ def dihedral_scan() -> None:
         with torch.no_grad():
             es = [float(model(AtomicGraph.from_arrays(chain(w), z)).energy) for w in omegas]
         spread = max(es) - min(es)
-        print(f"quadruplets={str(quads):<5} E(omega) = " + " ".join(f"{e:+.5f}" for e in es) + f"   spread {spread:.1e}")
+        print(f"quadruplets={quads!s:<5} E(omega) = " + " ".join(f"{e:+.5f}" for e in es) + f"   spread {spread:.1e}")
 
 
 def main() -> None:

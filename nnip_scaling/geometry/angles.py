@@ -36,22 +36,22 @@ from torch import Tensor
 from nnip_scaling.geometry._checks import check_float_tensor, check_int, check_last_dims
 
 __all__ = [
-    "TripletIndex",
-    "QuadrupletIndex",
     "NeighborTable",
-    "triplets",
-    "quadruplets",
-    "neighbor_table",
-    "select_edges",
-    "find_edges",
-    "reverse_edges",
-    "bond_angle_cos",
+    "QuadrupletIndex",
+    "TripletIndex",
     "bond_angle",
-    "dihedral_angle",
+    "bond_angle_cos",
     "circular_basis",
+    "dihedral_angle",
+    "find_edges",
+    "legendre_derivative_table",
+    "neighbor_table",
+    "quadruplets",
+    "reverse_edges",
+    "select_edges",
     "spherical_basis",
     "spherical_basis_size",
-    "legendre_derivative_table",
+    "triplets",
 ]
 
 
@@ -491,7 +491,7 @@ def spherical_basis_size(n: int) -> int:
     return n * (n + 1) // 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lm_table(n: int) -> tuple[tuple[int, int, float], ...]:
     """``(l, m, K_lm)`` for ``l < n``, ``0 <= m <= l``, in basis order, with the component
     normalisation :math:`K_{lm} = \\sqrt{(2l+1)(l-m)!/(l+m)!}\\,\\sqrt{2 - \\delta_{m0}}`."""

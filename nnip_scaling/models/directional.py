@@ -52,7 +52,7 @@ from nnip_scaling.nn.directional import (
 )
 from nnip_scaling.nn.embedding import AtomEmbedding
 
-__all__ = ["DirectionalConfig", "DirectionalModel", "DirectionalRepresentation", "DirectionalState", "DirectionalIndexer"]
+__all__ = ["DirectionalConfig", "DirectionalIndexer", "DirectionalModel", "DirectionalRepresentation", "DirectionalState"]
 
 
 @dataclass(frozen=True, kw_only=True)

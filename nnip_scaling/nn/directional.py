@@ -58,23 +58,23 @@ from nnip_scaling.nn.mlp import init_hidden_, init_readout_
 from nnip_scaling.ops import scatter_sum
 
 __all__ = [
-    "DirectionalIndex",
-    "QuadrupletLayout",
-    "DirectionalFeatures",
-    "QuadrupletFeatures",
-    "build_directional_index",
+    "Dense",
     "DirectionalBasis",
     "DirectionalBlock",
+    "DirectionalEnergyHead",
+    "DirectionalFeatures",
+    "DirectionalIndex",
     "DirectionalOutput",
     "EdgeForceHead",
-    "DirectionalEnergyHead",
-    "Dense",
+    "QuadrupletFeatures",
+    "QuadrupletLayout",
     "ResidualLayer",
-    "triplet_aggregate",
-    "soft_normalise",
-    "rms_normalise",
+    "build_directional_index",
     "quadruplet_aggregate",
     "radial_normalisation",
+    "rms_normalise",
+    "soft_normalise",
+    "triplet_aggregate",
 ]
 
 _SILU_SCALE = 1.0 / 0.6  # GemNet's ScaledSiLU: keeps the second moment of N(0, 1) inputs near 1

@@ -15,7 +15,7 @@ from nnip_scaling.testing import assert_equivariant
 from nnip_scaling.testing.strategies import place_atoms
 
 F64 = torch.float64
-SMALL = dict(cutoff=5.0, max_neighbors=20, quadruplet_cutoff=4.0, quadruplet_max_neighbors=4)
+SMALL = {"cutoff": 5.0, "max_neighbors": 20, "quadruplet_cutoff": 4.0, "quadruplet_max_neighbors": 4}
 
 
 def _model(width=8, depth=2, *, forces="direct", dtype=F64, seed=0, **kw):

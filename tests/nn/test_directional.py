@@ -96,7 +96,7 @@ def test_quadruplet_aggregate_equals_explicit_sum(seed, max_neighbors, q_cap, l_
 def test_quadruplet_aggregate_is_frame_independent():
     """Rotating the molecule changes every frame (an axis choice per middle edge) but not the sum."""
     pos = _molecule(8, 5)
-    ei, vec, index, basis = _setup(pos)
+    _ei, vec, index, basis = _setup(pos)
     y = torch.randn(index.quadruplets.n_edges, index.max_degree, 4, dtype=F64)
     ref = quadruplet_aggregate(y, basis(vec, index))
     gen = torch.Generator().manual_seed(1)
