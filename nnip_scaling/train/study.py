@@ -224,9 +224,9 @@ def _family_defaults(kind: str, *, quick: bool) -> FamilySpec:
     if kind == "cartesian":  # table 4: depth 12, widths 32..800, E = floor(sqrt w)
         return FamilySpec(kind=kind, widths=(8, 16, 32) if quick else (8, 16, 32, 64), depth=1 if quick else 2,
                           options=dict(n_radial=64))
-    # spherical, table 5: depth 12, l_max 4, m_max 2, C 4..32, hidden 32
+    # spherical, table 5: depth 12, l_max 4, m_max 2, C 4..32, hidden 32 (C = 2 does not learn here: start at 3)
     m_max = getattr(paper, "m_max", 2)
-    return FamilySpec(kind=kind, widths=(2, 4, 8) if quick else (4, 8, 12, 16), depth=1 if quick else 2,
+    return FamilySpec(kind=kind, widths=(3, 6, 12) if quick else (4, 8, 12, 16), depth=1 if quick else 2,
                       options=dict(l_max=2, m_max=min(2, m_max), hidden_channels=8, num_radial=32))
 
 
