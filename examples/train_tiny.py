@@ -31,7 +31,8 @@ result = train(model, train_set, val_set, steps=40 if FAST else 400, batch_size=
 print(f"{result.run_id}: N = {result.n_params:,}, kappa = {result.kappa:.2f}, lr = {result.lr:g}")
 print(f"{'step':>5} {'tokens':>8} {'PFLOPs':>10} {'val loss':>9} {'energy':>8} {'force':>8}")
 for r in result.rows:
-    print(f"{r.step:>5} {r.tokens:>8,} {r.flops / 1e15:>10.2e} {r.loss:>9.4f} {r.energy_loss:>8.4f} {r.force_loss:>8.4f}")
+    print(f"{r.step:>5} {r.tokens:>8,} {r.flops / 1e15:>10.2e} {r.loss:>9.4f} {r.energy_loss:>8.4f} "
+          f"{r.force_loss:>8.4f}")
 
 log = load_runs(out_dir / "log.csv")  # the run-log format of nnip_scaling.scaling
 print(f"log: {len(log)} rows, columns {', '.join(log.columns[:6])}, ...")

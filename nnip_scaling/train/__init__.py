@@ -35,26 +35,42 @@ from nnip_scaling.train.loop import (
     train,
 )
 from nnip_scaling.train.loss import LossTerms, force_field_loss, loss_terms
+from nnip_scaling.train.study import (
+    FamilyFit,
+    FamilySpec,
+    StudyConfig,
+    StudyResult,
+    default_config,
+    load_config,
+    run_study,
+)
 from nnip_scaling.train.symmetry import GroupAveraged, symmetry_loss, symmetry_terms
 
 __all__ = [
     "DistInfo",
     "EvalResult",
     "EvalRow",
+    "FamilyFit",
+    "FamilySpec",
     "GroupAveraged",
     "LossTerms",
     "NonFiniteLossError",
     "PhaseTimes",
+    "StudyConfig",
+    "StudyResult",
     "TrainConfig",
     "TrainResult",
     "atomic_save",
+    "default_config",
     "dist_info",
     "evaluate",
     "force_field_loss",
     "init_distributed",
     "load_checkpoint",
+    "load_config",
     "load_model",
     "loss_terms",
+    "run_study",
     "symmetry_loss",
     "symmetry_terms",
     "train",

@@ -197,7 +197,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.run_id is not None and (not isinstance(self.run_id, str) or not self.run_id.strip()
                                         or any(c in self.run_id for c in "/\\,\n\"")):
-            raise ValueError(f"run_id must be a non-empty string without / \\ , quotes or newlines, got {self.run_id!r}")
+            raise ValueError("run_id must be a non-empty string without / \\ , quotes or newlines, "
+                             f"got {self.run_id!r}")
         _check_int("tokens", self.tokens, minimum=1, allow_none=True)
         _check_int("steps", self.steps, minimum=1, allow_none=True)
         _check_float("minutes", self.minutes, low=0.0, allow_none=True)
@@ -463,7 +464,8 @@ def _prepare_out_dir(out_dir: Path, info: DistInfo) -> None:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as err:
-            raise PermissionError(f"out_dir {str(out_dir)!r} is not a writable directory: {err.strerror or err}") from err
+            raise PermissionError(f"out_dir {str(out_dir)!r} is not a writable directory: "
+                                  f"{err.strerror or err}") from err
     if info.world_size > 1:
         import torch.distributed as dist
 
@@ -798,8 +800,8 @@ def train(
             local_sum = terms.total.sum()
             objective = local_sum
             if sym_on:
-                sym = symmetry_terms(model, g, cfg.symmetry_rotations,
-                                     generator=_generator(cfg.seed, _STREAM_SYMMETRY, prog.step * info.world_size + info.rank),
+                sym_gen = _generator(cfg.seed, _STREAM_SYMMETRY, prog.step * info.world_size + info.rank)
+                sym = symmetry_terms(model, g, cfg.symmetry_rotations, generator=sym_gen,
                                      energy_weight=weights[0], force_weight=weights[1])
                 objective = objective + cfg.symmetry_weight * sym.total.sum()
             scaled = objective * (info.world_size / cfg.batch_size)

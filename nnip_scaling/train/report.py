@@ -180,7 +180,8 @@ def write_report(out: Path, *, config: Any, data_name: str, n_train: int, n_trai
             lines.append(f"Ranking by the derived γ_c (eq. 7): {' > '.join(order2)}.")
     else:
         lines.append("No family has a frontier fit (see the notes).")
-    lines += ["", "## Runs", "", "| run | N | D | steps | first loss | final loss | hours | stop |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Runs", "", "| run | N | D | steps | first loss | final loss | hours | stop |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         first = r.rows[0].loss if r.rows else math.nan
         lines.append(f"| {r.run_id} | {r.n_params:,} | {r.tokens:,} | {r.steps} | {first:.4f} | {r.final_loss:.4f} | "

@@ -3,8 +3,8 @@ r"""The one-command scaling study: ladders -> training runs -> frontier and sum-
 This is what the paper does (sections 3-4), shrunk to a CPU budget: for each model family, a short
 ladder of widths at fixed depth (:func:`default_config`, scaled down from :func:`~nnip_scaling.models.ladder`)
 is trained on the same data to the same token budget :math:`D_\max` (single epoch, schedule-free AdamW,
-μP learning rates from each family's base width, by default the ladder's middle width), logging validation learning curves with their compute
-:math:`C = 3\kappa N D` and wall-clock hours. Then, per family:
+μP learning rates from each family's base width, by default the ladder's middle width), logging validation
+learning curves with their compute :math:`C = 3\kappa N D` and wall-clock hours. Then, per family:
 
 1. the loss-compute Pareto frontier (Hoffmann et al. approach 1, section 4.1) after dropping each run's
    first ``drop_first`` of training (section 3.2), fitted by :math:`L = F_c C^{-\gamma_c}` (eq. 4,
