@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,23 @@ def test_figures_need_matplotlib(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"nnip_scaling\[plot\]"):
         write_figures(tmp_path, None, [])
+
+
+def test_study_on_user_data(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import toy_dataset
+
+    from nnip_scaling.data import save_npz
+
+    save_npz(toy_dataset(), tmp_path / "mine.npz")
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nminutes = 0.3\ndata = "mine.npz"\nbatch_size = 8\nevals_per_run = 4\nn_bootstrap = 10\n'
+                   'val_molecules = 12\n\n[families.cartesian]\nwidths = [4, 8]\ndepth = 1\n\n'
+                   '[families.unconstrained]\nwidths = [8, 16]\ndepth = 1\n')
+    assert main(["study", "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "mine.npz" in text
+    assert list(parse_exponent_table(text)) == ["cartesian", "unconstrained"]
+    runs = load_runs(tmp_path / "out" / "runs.csv")
+    assert sorted(np.unique(runs.run_id)) == ["cartesian-w4", "cartesian-w8", "unconstrained-w16", "unconstrained-w8"]
+    assert not list((tmp_path / "out").glob("*.png"))
