@@ -50,10 +50,10 @@ def brute_force(pos, batch, cutoff):
     return mask.nonzero().t()
 
 
-def run_one(case: str, method: str, repeats: int) -> dict:
+def run_one(case: str, method: str, repeats: int, threads: int) -> dict:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     from nnip_scaling.neighbors import radius_graph
 
     pos, batch = make_case(case)
@@ -76,10 +76,11 @@ def run_one(case: str, method: str, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (use 1 on a loaded machine)")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        print(json.dumps(run_one(args._child[0], args._child[1], int(args._child[2]))))
+        print(json.dumps(run_one(args._child[0], args._child[1], int(args._child[2]), args.threads)))
         return
     cases = ["batch64x30", "cluster5000"] if args.quick else ["batch64x30", "cluster5000", "cluster20000", "cluster50000"]
     methods = ["torch_cell_list", "brute_force"]
@@ -92,7 +93,7 @@ def main() -> None:
             if method == "brute_force" and n * n * 4 * 3 > 6e9:
                 continue
             repeats = 5 if n <= 5000 else 3
-            proc = subprocess.run([sys.executable, __file__, "--_child", case, method, str(repeats)],
+            proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--_child", case, method, str(repeats)],
                                   capture_output=True, text=True, check=True)
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"{'case':<14}{'method':<17}{'atoms':>7}{'edges':>11}{'median ms':>11}{'peak MB':>9}{'µs/atom':>9}")
@@ -100,7 +101,7 @@ def main() -> None:
         print(f"{r['case']:<14}{r['method']:<17}{r['n_atoms']:>7}{r['n_edges']:>11}{1e3 * r['median_s']:>11.1f}"
               f"{r['peak_mem_mb']:>9.0f}{1e6 * r['median_s'] / r['n_atoms']:>9.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(), cutoff=6.0,
+    meta = dict(threads=args.threads, machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(), cutoff=6.0,
                 density=DENSITY, load_avg=os.getloadavg())
     RESULTS.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
     print(f"wrote {RESULTS}")
