@@ -42,7 +42,9 @@ Checkpoints (``out_dir``): written atomically at every evaluation (and at the en
 continues from its last checkpoint exactly: on CPU with a fixed seed, an interrupted-and-resumed run
 writes the same log rows (all columns but ``hours``) as an uninterrupted one. This holds because every
 random choice is a pure function of ``(seed, epoch)`` or ``(seed, step)`` and the checkpoint is taken in
-the optimiser's eval mode, where the uninterrupted run also passes.
+the optimiser's eval mode, where the uninterrupted run also passes. (Two limits: ``hours`` is wall clock;
+and a run that already *ended* with an off-schedule final evaluation, then resumed with a larger budget,
+continues correctly but not bit-identically to one longer run, because of that extra evaluation.)
 
 Faults: a non-finite training loss or gradient norm stops the run with :class:`NonFiniteLossError`
 naming the step, before the optimiser touches the weights; the last checkpoint (written only after a
