@@ -3,7 +3,7 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_COMMAND = 'pip install ".[test]" && python -m pytest -q'
+TEST_COMMAND = 'pip install ".[all]" && python -m pytest -q'
 MAIN_COMMAND = 'pip install ".[train,plot]" && nnip-scaling study --quick --out study/'
 
 
