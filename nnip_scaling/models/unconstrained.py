@@ -7,8 +7,9 @@ r"""The unconstrained MPNN family (paper section 2.1 item 1, appendix C.1, table
 
 No symmetry constraint: neither the energy nor the forces are rotation invariant/equivariant (the
 paper's negative control); translations and permutations are respected. Parameters (direct forces):
-:math:`N = (2d + 2)w^2 + (5d + 6 + \text{max\_z})\,w + 4`, i.e. :math:`12 w^2 + 131 w + 4` at the
-paper's depth 5 with ``max_z = 100``; table 3 fits :math:`\approx 12 w^2 + 201.5 w` (docs/models/unconstrained.md).
+:math:`N = (2d + 2)w^2 + (21d + 6 + \text{max\_z})\,w + 4` (each block carries a 16-function radial
+filter, :math:`16w`), i.e. :math:`12 w^2 + 211 w + 4` at the paper's depth 5 with ``max_z = 100``; table 3
+fits :math:`\approx 12 w^2 + 201.5 w` (docs/models/unconstrained.md).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from nnip_scaling.models import build_model, ladder, ladder_comparison, paper_la
 
 
 def unconstrained_params(w: int, d: int, max_z: int = 100) -> int:
-    """Embedding Zw + d blocks (2w^2 + 5w) + energy head (w^2 + 2w + 1) + force head (w^2 + 4w + 3)."""
-    return max_z * w + d * (2 * w * w + 5 * w) + (w * w + 2 * w + 1) + (w * w + 4 * w + 3)
+    """Embedding Zw + d blocks (2w^2 + 5w + 16w radial filter) + energy head (w^2 + 2w + 1) + force head
+    (w^2 + 4w + 3)."""
+    return max_z * w + d * (2 * w * w + 21 * w) + (w * w + 2 * w + 1) + (w * w + 4 * w + 3)
 
 
 def cartesian_params(w: int, d: int, e: int, r: int = 128, max_z: int = 100) -> int:

@@ -20,20 +20,24 @@ def _inputs(n=7, w=5, dtype=torch.float64, seed=0):
 
 
 def _reference(block, h, edge_index, edge_vec):
-    """Eq. 8-9 written literally: phi_m on the concatenation [h_u, h_v, r_uv, |r_uv|], loop over targets."""
-    w = block.width
-    weight = torch.cat(
-        [block.lin_source.weight, block.lin_target.weight, block.lin_geometry.weight / block.cutoff], dim=1
-    )  # [w, 2w + 4]
+    """Eq. 8-9 written literally: phi_m on the concatenation [h_u, h_v, r_uv/|r_uv|, |r_uv|/c] times the
+    radial filter W_r rho(|r_uv|), rho_k(r) = u(r) sin(k pi r / c) / r; loop over targets."""
+    w, c, n_rad = block.width, block.cutoff, block.n_radial
+    weight = torch.cat([block.lin_source.weight, block.lin_target.weight, block.lin_geometry.weight], dim=1)
+    assert weight.shape == (w, 2 * w + 4)
     out = h.clone()
     for v in range(h.shape[0]):
         msgs = []
         for k in torch.nonzero(edge_index[1] == v).flatten().tolist():
             u = int(edge_index[0, k])
             r = edge_vec[k]
-            z = torch.cat([h[u], h[v], r, r.norm().reshape(1)])
-            assert z.shape == (2 * w + 4,)
-            msgs.append(torch.nn.functional.silu(weight @ z + block.lin_target.bias))
+            d = r.norm()
+            z = torch.cat([h[u], h[v], r / d, (d / c).reshape(1)])
+            rho = torch.stack([torch.sin(j * torch.pi * d / c) / d for j in range(1, n_rad + 1)])
+            x = d / c  # polynomial envelope, p = 5 (DimeNet eq. 8)
+            rho = rho * (1 - 21 * x**5 + 35 * x**6 - 15 * x**7) if x < 1 else rho * 0
+            filt = block.lin_radial.weight @ rho
+            msgs.append(torch.nn.functional.silu(weight @ z + block.lin_target.bias) * filt)
         if msgs:
             out[v] = h[v] + torch.stack(msgs).mean(0)
     return out
@@ -50,7 +54,39 @@ def test_matches_literal_equations():
 def test_parameter_count():
     for w in (1, 4, 33):
         n = sum(p.numel() for p in UnconstrainedBlock(w).parameters())
-        assert n == 2 * w * w + 5 * w
+        assert n == 2 * w * w + 5 * w + 16 * w
+        assert sum(p.numel() for p in UnconstrainedBlock(w, n_radial=3).parameters()) == 2 * w * w + 8 * w
+
+
+def test_radial_filter_vanishes_smoothly_at_cutoff():
+    """Messages of an edge at (or beyond) the cutoff are exactly 0; just inside they are tiny."""
+    torch.manual_seed(3)
+    block = UnconstrainedBlock(8, cutoff=3.0).double()
+    h = torch.randn(2, 8, dtype=torch.float64)
+    ei = torch.tensor([[0, 0, 0], [1, 1, 1]])
+    ev = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.5, 0.0], [0.0, 0.0, 2.99]], dtype=torch.float64)
+    m = block.messages(h, ei, ev)
+    assert torch.equal(m[:2], torch.zeros_like(m[:2]))
+    near = block.messages(h, ei, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(3, 3))
+    assert 0 < m[2].abs().max() < 1e-3 * near[2].abs().max()
+
+
+def test_bond_resolved_directions_are_linearly_readable():
+    """The failure mode of the first version: node features must carry radially weighted neighbour
+    directions. A central atom with one neighbour at 1 A along +x and one at 4 A along +y: a block with
+    the filter tuned to short distances gives features whose x-dependence dominates."""
+    torch.manual_seed(4)
+    block = UnconstrainedBlock(32, cutoff=6.0).double()
+    h = torch.zeros(3, 32, dtype=torch.float64)
+    ei = torch.tensor([[1, 2], [0, 0]])
+    def feats(near_dir, far_dir):
+        ev = torch.stack([near_dir * 1.0, far_dir * 4.0]).double()
+        return block(h, ei, ev)[0]
+    ex, ey = torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])
+    base = feats(ex, ey)
+    d_near = (feats(-ex, ey) - base).norm()  # flip the bonded neighbour
+    d_far = (feats(ex, -ey) - base).norm()  # flip the far neighbour
+    assert d_near > 2 * d_far
 
 
 def test_gradcheck_float64():
@@ -95,5 +131,7 @@ def test_bad_arguments():
         UnconstrainedBlock(0)
     with pytest.raises(ValueError, match="cutoff"):
         UnconstrainedBlock(4, cutoff=0.0)
+    with pytest.raises(ValueError, match="n_radial"):
+        UnconstrainedBlock(4, n_radial=0)
     with pytest.raises(ValueError, match="h must have shape"):
         UnconstrainedBlock(4)(torch.randn(3, 5), torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0, 3))
