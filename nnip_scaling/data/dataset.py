@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -310,19 +311,7 @@ class MoleculeDataset:
             ValueError: fractions not three non-negative numbers summing to 1.
         """
         codes = split_codes(self.molecule_smiles.shape[0], np.unique(self.molecule_id), fractions, seed=seed)
-        return MoleculeDataset(
-            atomic_numbers=self.atomic_numbers,
-            positions=self.positions,
-            energy=self.energy,
-            forces=self.forces,
-            n_atoms=self.n_atoms,
-            molecule_id=self.molecule_id,
-            molecule_smiles=self.molecule_smiles,
-            molecule_source=self.molecule_source,
-            molecule_split=codes,
-            metadata=self.metadata,
-            skipped=self.skipped,
-        )
+        return dataclasses.replace(self, molecule_split=codes)
 
     def element_counts(self) -> np.ndarray:
         """int64 ``[C, 119]``: how many atoms of each atomic number each configuration has."""
