@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize
 
 from nnip_scaling.scaling import (
     FitWarning,
@@ -124,38 +123,76 @@ def test_sum_law_noisy_recovery_within_ci():
     np.testing.assert_allclose(f.predict(runs.N, runs.D), runs.loss, rtol=0.05)
 
 
-def test_fitter_does_not_stop_early_at_small_loss_scale():
-    """Losses at the 1e-3 scale, a deliberately poor start: the fit must reach the optimum.
+def _huber_log_objective(runs, A, B, alpha, beta, L_inf, delta=1e-3):
+    """The objective the fitter minimises, written out independently of its code."""
+    model = L_inf + A * runs.N ** (-alpha) + B * runs.D ** (-beta)
+    r = np.abs(np.log(runs.loss) - np.log(model))
+    return float(np.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta)).sum())
 
-    Hoffmann et al.'s approach-3 fit used L-BFGS with default tolerances, which are absolute when the
-    objective is below 1 and so stop long before the optimum of a ~1e-4 objective (Besiroglu et al.
-    2024). The same naive fit is run here to show the data do trigger that failure.
-    """
+
+def _small_scale_runs():
     truth = dict(A=GEMNET["A"] * 1e-2, B=GEMNET["B"] * 1e-2, alpha=0.524, beta=0.499)
     runs = synthetic_runs(np.geomspace(3e5, 8e6, 6), D_max=9.2e8, **truth, noise=0.005, seed=3)
     assert 5e-4 < runs.loss.min() and runs.loss.max() < 5e-3
-    best = fit_sum_power_law(runs.N, runs.D, runs.loss, n_bootstrap=0)  # grid multi-start
-    for poor in (dict(A=1e3, B=1e3, alpha=1.0, beta=1.0, L_inf=0.0),
-                 dict(A=0.1, B=30.0, alpha=0.8, beta=0.3, L_inf=0.0)):
-        f = fit_sum_power_law(runs.N, runs.D, runs.loss, n_bootstrap=0, init=poor)
+    return runs
+
+
+def test_fitter_does_not_stop_early_at_small_loss_scale():
+    """Losses at the 1e-3 scale, deliberately poor starts: the fit must reach the optimum.
+
+    Hoffmann et al.'s approach-3 fit used L-BFGS with default tolerances, which are absolute when the
+    objective is below 1 and so stop long before the optimum of a ~1e-4 objective (Besiroglu et al.
+    2024). This tests our fitter's guarantee only: every start reaches the same optimum, which is a
+    local minimum of the objective (written out here independently), and the result does not depend
+    on the loss scale. Where a naive L-BFGS-B fit stops is scipy's business and depends on the last
+    bit of the data: see benchmarks/bench_fit.py (case early_stop) and docs/scaling.md.
+    """
+    runs = _small_scale_runs()
+    kw = dict(n_bootstrap=0, L_inf=0.0)
+    best = fit_sum_power_law(runs.N, runs.D, runs.loss, **kw)  # grid multi-start
+    for poor in (dict(A=1e3, B=1e3, alpha=1.0, beta=1.0), dict(A=0.1, B=30.0, alpha=0.8, beta=0.3),
+                 dict(A=1e-6, B=1e6, alpha=2.0, beta=0.05)):
+        f = fit_sum_power_law(runs.N, runs.D, runs.loss, init=poor, **kw)
         assert f.objective == pytest.approx(best.objective, rel=1e-9)
         assert f.alpha == pytest.approx(best.alpha, abs=1e-6)
         assert f.beta == pytest.approx(best.beta, abs=1e-6)
         assert f.A == pytest.approx(best.A, rel=1e-5)
     assert best.alpha == pytest.approx(0.524, abs=0.02) and best.beta == pytest.approx(0.499, abs=0.02)
 
-    # The naive fit (Huber 1e-3 on log residuals, L-BFGS-B with default tolerances) stops early.
-    lN, lD, y = np.log(runs.N), np.log(runs.D), np.log(runs.loss)
+    # The reported objective is the Huber objective at the reported parameters, and no nearby point
+    # is lower: a stopped-early fit fails this.
+    p = dict(A=best.A, B=best.B, alpha=best.alpha, beta=best.beta, L_inf=0.0)
+    assert _huber_log_objective(runs, **p) == pytest.approx(best.objective, rel=1e-9)
+    for name, step in (("A", 1e-4 * best.A), ("B", 1e-4 * best.B), ("alpha", 1e-4), ("beta", 1e-4)):
+        for sign in (-1.0, 1.0):
+            moved = dict(p, **{name: p[name] + sign * step})
+            assert _huber_log_objective(runs, **moved) > best.objective, (name, sign)
 
-    def objective(p):
-        a, b, e, alpha, beta = p
-        r = y - np.logaddexp(np.logaddexp(a - alpha * lN, b - beta * lD), e)
-        return np.where(np.abs(r) <= 1e-3, 0.5 * r * r, 1e-3 * (np.abs(r) - 5e-4)).sum()
+    # Log residuals: the same data at a 1000x larger loss scale give the same exponents.
+    big = fit_sum_power_law(runs.N, runs.D, runs.loss * 1e3, **kw)
+    assert big.alpha == pytest.approx(best.alpha, abs=1e-7)
+    assert big.beta == pytest.approx(best.beta, abs=1e-7)
+    assert big.A == pytest.approx(best.A * 1e3, rel=1e-6)
 
-    naive = minimize(objective, [math.log(1e3), math.log(1e3), math.log(runs.loss.min() / 2), 1.0, 1.0],
-                     method="L-BFGS-B")
-    assert naive.fun > 1.5 * best.objective
-    assert abs(naive.x[3] - best.alpha) > 0.05
+
+def test_fit_does_not_depend_on_the_last_bit_of_the_data():
+    """Machines differ in the last bit of exp/log (numpy's SIMD kernels), hence of generated data.
+
+    A fit run to its optimum moves by the conditioning of the problem times the perturbation, not by
+    a different stopping point: flipping the last bit of a third of the losses moves the exponents by
+    far less than 1e-6 (a naive L-BFGS-B fit moves by up to 0.5 here; benchmarks/bench_fit.py).
+    """
+    runs = _small_scale_runs()
+    kw = dict(n_bootstrap=0, L_inf=0.0, init=dict(A=1e3, B=1e3, alpha=1.0, beta=1.0))
+    ref = fit_sum_power_law(runs.N, runs.D, runs.loss, **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        flip = rng.random(runs.loss.size) < 1 / 3
+        direction = np.where(rng.random(runs.loss.size) < 0.5, 0.0, np.inf)
+        loss = np.where(flip, np.nextafter(runs.loss, direction), runs.loss)
+        f = fit_sum_power_law(runs.N, runs.D, loss, **kw)
+        assert f.alpha == pytest.approx(ref.alpha, abs=1e-6)
+        assert f.beta == pytest.approx(ref.beta, abs=1e-6)
 
 
 def test_bootstrap_is_seeded_and_warm_started_results_are_deterministic():
