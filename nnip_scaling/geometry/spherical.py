@@ -58,6 +58,8 @@ from typing import Literal
 import torch
 
 from nnip_scaling.geometry._checks import check_float_tensor, check_int, check_last_dims
+from nnip_scaling.geometry._e3nn import e3nn_o3
+from nnip_scaling.geometry.clebsch_gordan import wigner_3j
 
 __all__ = [
     "spherical_harmonics",
@@ -100,7 +102,7 @@ def spherical_harmonics(l_max: int, vec: torch.Tensor, *, normalize: bool = True
     Shapes:
         vec: ``[..., 3]`` -> ``[..., (l_max+1)**2]``.
     """
-    from e3nn import o3
+    o3 = e3nn_o3()
 
     l_max = check_int("l_max", l_max, minimum=0)
     check_float_tensor("vec", vec)
@@ -116,9 +118,7 @@ def spherical_harmonics(l_max: int, vec: torch.Tensor, *, normalize: bool = True
 @functools.lru_cache(maxsize=None)
 def _cg_lift(l: int) -> torch.Tensor:
     r""":math:`C_l = \sqrt{2l+1}\,W_3j(l-1, 1, l)`, shape ``[2l-1, 3, 2l+1]``, CPU float64, l >= 2."""
-    from e3nn import o3
-
-    c = o3.wigner_3j(l - 1, 1, l, dtype=torch.float64, device="cpu") * math.sqrt(2 * l + 1)
+    c = wigner_3j(l - 1, 1, l, dtype=torch.float64, device="cpu") * math.sqrt(2 * l + 1)
     c = c.contiguous()
     c.requires_grad_(False)
     return c
@@ -126,22 +126,14 @@ def _cg_lift(l: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _y_generator_antidiag(l: int) -> torch.Tensor:
-    r"""Signed frequencies ``g_i`` with :math:`X^l(\theta)_{i, 2l-i} = \sin(g_i\theta)` (``[2l+1]``).
+    r"""Signed frequencies ``g_i = l - i`` with :math:`X^l(\theta)_{i, 2l-i} = \sin(g_i\theta)` (``[2l+1]``).
 
-    Read off the generator of rotations about y, :math:`X^l(\theta) = \exp(\theta\,G)`; on each
-    invariant plane ``{m, -m}`` the generator is a 2x2 rotation generator of frequency :math:`|m|`.
+    On each invariant plane ``{m, -m}`` of the e3nn basis, a rotation about y by :math:`\theta`
+    acts as a 2x2 rotation of frequency :math:`|m|`; row ``i`` (order :math:`m = i - l`) carries
+    :math:`\sin((l - i)\theta)` on the anti-diagonal (the generator of e3nn >= 0.5,
+    ``o3.so3_generators(l)[1]``, has these integers there; tested).
     """
-    from e3nn import o3
-
-    g = o3.so3_generators(l)[1].to(torch.float64)
-    idx = torch.arange(2 * l + 1)
-    # the entries are the integers +-m; e3nn builds them in the default dtype (float32 rounding),
-    # so round to the exact integers
-    anti = torch.round(g[idx, 2 * l - idx])
-    anti[l] = 0.0
-    if not torch.equal(anti.abs(), (idx - l).abs().to(torch.float64)):
-        raise RuntimeError(f"unexpected e3nn generator of rotations about y for l={l}")
-    return anti
+    return torch.arange(l, -l - 1, -1, dtype=torch.float64)
 
 
 @functools.lru_cache(maxsize=None)

@@ -291,7 +291,8 @@ def so2_weights_from_tensor_product(
         m_{l_3, m_3}^{w} = \sum_{l_1 l_2} \sum_{u} w_{l_1 l_2 l_3}^{uw}
             \sum_{m_1 m_2} C^{l_1 l_2 l_3}_{m_1 m_2 m_3}\, h^{u}_{l_1 m_1}\, Y_{l_2 m_2}(\hat r),
 
-    with :math:`C` = ``e3nn.o3.wigner_3j`` and :math:`Y` in ``component`` normalisation
+    with :math:`C` = :func:`~nnip_scaling.geometry.clebsch_gordan.wigner_3j` (equal to e3nn >= 0.5's
+    ``o3.wigner_3j``) and :math:`Y` in ``component`` normalisation
     (:math:`Y_{l_2}^{0}(\hat y) = \sqrt{2l_2+1}`), the edge-frame kernel is
 
     .. math::
@@ -318,7 +319,7 @@ def so2_weights_from_tensor_product(
         weights: ``[n_paths, C_in, C_out]`` -> ``[(l_max+1) C_in, (l_max+1) C_out]`` and, per
         ``m = 1..m_max``, ``[n_m C_in, 2 n_m C_out]``.
     """
-    from e3nn import o3
+    from nnip_scaling.geometry.clebsch_gordan import wigner_3j
 
     if not isinstance(weights, Tensor) or weights.dim() != 3:
         raise ValueError("weights must be a tensor [n_paths, C_in, C_out]")
@@ -335,7 +336,7 @@ def so2_weights_from_tensor_product(
     # full edge-frame kernel K[(l3 m3), (l1 m1), u, w]
     kernel = torch.zeros(dim, dim, c_in, c_out, dtype=dt, device=dev)
     for p, (l1, l2, l3) in enumerate(paths):
-        cg = o3.wigner_3j(l1, l2, l3, dtype=dt, device=dev)[:, l2, :]  # [2l1+1, 2l3+1], m2 = 0
+        cg = wigner_3j(l1, l2, l3, dtype=dt, device=dev)[:, l2, :]  # [2l1+1, 2l3+1], m2 = 0
         block = math.sqrt(2 * l2 + 1) * torch.einsum("ac,uw->cauw", cg, weights[p])
         kernel[l3 * l3 : (l3 + 1) ** 2, l1 * l1 : (l1 + 1) ** 2] += block
 

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from e3nn import o3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,9 @@ from nnip_scaling.geometry import (
     wigner_D_block_diagonal,
     wigner_D_blocks,
 )
+from nnip_scaling.geometry._e3nn import e3nn_o3
+
+o3 = e3nn_o3()
 
 L_MAX = 6
 METHODS = ["polynomial", "euler"]
