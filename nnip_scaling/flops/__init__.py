@@ -4,7 +4,7 @@ analytic cross-check from parameter placement (:func:`predicted_kappa`).
 Paper: section 4.1, eq. (3) ``C ≈ 3·κ·N·D``; figure 2. See docs/flops.md.
 """
 
-from nnip_scaling.flops.counter import FlopReport, count_flops
+from nnip_scaling.flops.counter import FlopReport, UncountedOpsWarning, count_flops
 from nnip_scaling.flops.families import FamilyKappa, FamilyKappaRow, default_widths, family_kappa, kappa_table
 from nnip_scaling.flops.kappa import (
     PAPER_KAPPA,
@@ -28,6 +28,7 @@ __all__ = [
     "KappaPrediction",
     "KappaRow",
     "PAPER_KAPPA",
+    "UncountedOpsWarning",
     "PROBE_SOURCES",
     "ParameterUse",
     "count_flops",

@@ -24,7 +24,8 @@ Every aten operator that reaches the counter is classified once (the result is m
 ``decomp``     ops with a reference decomposition in ``torch._decomp`` (layer norm, batch norm,
                losses, ...): counted as their decomposition would be, by running it once on meta
                tensors per input signature (memoised).
-``unknown``    anything else: reported in :attr:`FlopReport.uncounted` with its call count.
+``unknown``    anything else: on floating-point data, reported in :attr:`FlopReport.uncounted`
+               with its call count and a warning; on integer/boolean data only, free.
 
 Pointwise, reduction, scatter and softmax rules count only when a floating-point (or complex)
 tensor is involved: integer index arithmetic and boolean masks are bookkeeping, not FLOPs.
@@ -134,7 +135,8 @@ def _first_tensor(x: Any) -> torch.Tensor | None:
     return None
 
 
-def _involves_float(args: tuple, out: Any) -> bool:
+def involves_float(args: tuple, out: Any) -> bool:
+    """Whether the output or a (top-level or listed) argument is a floating/complex tensor."""
     t = _first_tensor(out)
     if _is_float(t):
         return True
@@ -163,14 +165,14 @@ def _beta_nonzero(args: tuple, kwargs: dict, i: int) -> bool:
 
 def _pointwise(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
     t = _first_tensor(out)
-    if t is None or not _involves_float(args, out):
+    if t is None or not involves_float(args, out):
         return 0, 0
     return 0, t.numel()
 
 
 def _reduction(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
     x = _first_tensor(args[0]) if args else None
-    if x is None or not (_is_float(x) or _involves_float(args, out)):
+    if x is None or not (_is_float(x) or involves_float(args, out)):
         return 0, 0
     return 0, x.numel()
 
@@ -357,22 +359,57 @@ def _addmm_activation(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
     return 2 * m * n * k, bias + m * n
 
 
-def _sdpa_cpu(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
-    """Fused attention forward (CPU flash kernel, overrideable kernel): torch's two-matmul
-    formula, plus 1 FLOP per attention score for the softmax (causal masking not discounted)."""
-    q, k, v = args[0], args[1], args[2]
-    mm = _tfc.sdpa_flop_count(q.shape, k.shape, v.shape)
-    b, h, s_q, _ = q.shape
-    return int(mm), b * h * s_q * k.shape[-2]
+# --- attention kernels ---------------------------------------------------------------------------
+# Every fused attention kernel -- CPU flash, CUDA flash / memory-efficient / cuDNN, the
+# overrideable (XPU/PrivateUse1) one and the lower-level ``_flash_attention_*`` /
+# ``_efficient_attention_*`` -- gets one rule: torch's matmul formula (2 products forward, 5
+# backward: flash kernels recompute the scores) plus 1 FLOP per attention score for the softmax
+# (forward) or its backward. So one model counts the same on every device.
+# name -> (index of the query argument, is backward); key and value follow the query.
+_ATTENTION = {
+    "_scaled_dot_product_flash_attention_for_cpu": (0, False),
+    "_scaled_dot_product_fused_attention_overrideable": (0, False),
+    "_scaled_dot_product_flash_attention": (0, False),
+    "_scaled_dot_product_efficient_attention": (0, False),
+    "_scaled_dot_product_cudnn_attention": (0, False),
+    "_flash_attention_forward": (0, False),
+    "_efficient_attention_forward": (0, False),
+    "_scaled_dot_product_flash_attention_for_cpu_backward": (1, True),
+    "_scaled_dot_product_fused_attention_overrideable_backward": (1, True),
+    "_scaled_dot_product_flash_attention_backward": (1, True),
+    "_scaled_dot_product_efficient_attention_backward": (1, True),
+    "_scaled_dot_product_cudnn_attention_backward": (1, True),
+    "_flash_attention_backward": (1, True),
+    "_efficient_attention_backward": (1, True),
+}
 
 
-def _sdpa_cpu_backward(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
-    """Fused attention backward: torch's five-matmul formula plus 1 FLOP per score for the
-    softmax backward."""
-    grad_out, q, k, v = args[0], args[1], args[2], args[3]
-    mm = _tfc.sdpa_backward_flop_count(grad_out.shape, q.shape, k.shape, v.shape)
-    b, h, s_q, _ = q.shape
-    return int(mm), b * h * s_q * k.shape[-2]
+def _attention_rule(name: str, packet: Any) -> Rule:
+    """The common rule of :data:`_ATTENTION` for one kernel.
+
+    The matmul part is torch's registered formula where torch has one (it knows each kernel's
+    layout, ``[B, H, S, D]`` or ``[B, S, H, D]``, and variable-length batches), else torch's
+    ``[B, H, S, D]`` formula on the query/key/value shapes (the CPU and overrideable kernels).
+    The number of scores follows from the matmul count: forward ``2·S_q·S_k·(d_q + d_v)`` per
+    batch and head, backward ``2·S_q·S_k·(3 d_q + 2 d_v)`` (torch's formulas), so it is right
+    in every layout.
+    """
+    q_index, backward = _ATTENTION[name]
+    registered = _torch_formula(packet) if packet in _tfc.flop_registry else None
+
+    def rule(func: Any, args: tuple, kwargs: dict, out: Any) -> Cost:
+        q, k, v = args[q_index], args[q_index + 1], args[q_index + 2]
+        if registered is not None:
+            mm, _ = registered(func, args, kwargs, out)
+        elif backward:
+            mm = int(_tfc.sdpa_backward_flop_count(args[0].shape, q.shape, k.shape, v.shape))
+        else:
+            mm = int(_tfc.sdpa_flop_count(q.shape, k.shape, v.shape))
+        d_q, d_v = q.shape[-1], v.shape[-1]
+        per_score = 2 * (3 * d_q + 2 * d_v) if backward else 2 * (d_q + d_v)
+        return mm, mm // per_score
+
+    return rule
 
 
 _EXTRA_MATMUL: dict[str, Rule] = {
@@ -392,10 +429,6 @@ _EXTRA_MATMUL: dict[str, Rule] = {
     "addbmm": _addbmm,
     "addbmm_": _addbmm,
     "_addmm_activation": _addmm_activation,
-    "_scaled_dot_product_flash_attention_for_cpu": _sdpa_cpu,
-    "_scaled_dot_product_flash_attention_for_cpu_backward": _sdpa_cpu_backward,
-    "_scaled_dot_product_fused_attention_overrideable": _sdpa_cpu,
-    "_scaled_dot_product_fused_attention_overrideable_backward": _sdpa_cpu_backward,
 }
 
 _CONV_PACKETS = {"convolution", "_convolution", "cudnn_convolution", "convolution_overrideable"}
@@ -404,6 +437,8 @@ _CONV_PACKETS = {"convolution", "_convolution", "cudnn_convolution", "convolutio
 def _matmul_rule(name: str, packet: Any) -> Rule | None:
     if name in _EXTRA_MATMUL:
         return _EXTRA_MATMUL[name]
+    if name in _ATTENTION:
+        return _attention_rule(name, packet)
     if packet not in _tfc.flop_registry:
         return None
     if name in _CONV_PACKETS:
@@ -443,9 +478,12 @@ def _has_composite_implicit(func: Any) -> bool:
 
 
 def _decomposition(func: Any) -> Callable[..., Any] | None:
+    """torch's reference decomposition of ``func``, or ours for a fused kernel (:mod:`._fused`)."""
     from torch._decomp import decomposition_table
 
-    return decomposition_table.get(func)
+    from nnip_scaling.flops._fused import FUSED_DECOMPOSITIONS
+
+    return FUSED_DECOMPOSITIONS.get(func) or decomposition_table.get(func)
 
 
 @functools.lru_cache(maxsize=None)

@@ -38,7 +38,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnip_scaling.flops import _rules
 
-__all__ = ["FlopReport", "count_flops"]
+__all__ = ["FlopReport", "UncountedOpsWarning", "count_flops"]
+
+
+class UncountedOpsWarning(UserWarning):
+    """Floating-point ops ran that have no FLOP rule: they count 0 and the totals are lower bounds."""
 
 ROOT = ""  # by_module key of the module passed to count_flops
 
@@ -83,9 +87,14 @@ class FlopReport:
         by_module_backward: module qualified name -> backward FLOPs, attributed in the same
             way (the module whose forward created the node), every module called listed;
             empty unless ``backward=True``.
-        uncounted: aten op name -> number of calls, for ops that ran with no FLOP rule and are
-            not known to be free. They count 0 in every total above; a non-empty mapping means
-            the totals are lower bounds.
+        uncounted: aten op name -> number of calls, for floating-point ops that ran with no
+            FLOP rule and are not known to be free. They count 0 in every total above; a
+            non-empty mapping means the totals are lower bounds, and :func:`count_flops` warns
+            (:class:`UncountedOpsWarning`). Ops on integer/boolean tensors only are free by
+            convention and never listed.
+        uncounted_elements: aten op name -> floating-point output elements of those calls (the
+            op's FLOPs if it cost 1 per output element, like a pointwise op): the scale of what
+            is missing (:meth:`uncounted_share`).
     """
 
     total: int
@@ -96,6 +105,13 @@ class FlopReport:
     by_module: Mapping[str, int] = field(default_factory=dict)
     by_module_backward: Mapping[str, int] = field(default_factory=dict)
     uncounted: Mapping[str, int] = field(default_factory=dict)
+    uncounted_elements: Mapping[str, int] = field(default_factory=dict)
+
+    def uncounted_share(self, op: str) -> float:
+        """Share the uncounted ``op`` would have of the total at 1 FLOP per output element:
+        ``elements / (total + all uncounted elements)``."""
+        missing = sum(self.uncounted_elements.values())
+        return self.uncounted_elements.get(op, 0) / max(1, self.total + missing)
 
     @property
     def non_matmul(self) -> int:
@@ -144,8 +160,7 @@ class FlopReport:
             for label, f, b in rows:
                 lines.append(f"{label:<{w}}  {_si(f):>11}  {_si(b):>11}")
         if self.uncounted:
-            calls = ", ".join(f"{k} x{v}" for k, v in self.uncounted.items())
-            lines += ["", f"uncounted ops (no FLOP rule, counted as 0): {calls}"]
+            lines += ["", uncounted_message(self.uncounted, self.uncounted_elements, self.total)]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -154,6 +169,24 @@ class FlopReport:
 
 def _pct(a: int, b: int) -> str:
     return f"{100.0 * a / b:.1f}%" if b else "-"
+
+
+def uncounted_message(calls: Mapping[str, int], elements: Mapping[str, int], total: int) -> str:
+    """One sentence naming every uncounted op, its calls and its share (see
+    :meth:`FlopReport.uncounted_share`)."""
+    missing = sum(elements.values())
+    parts = [f"{op} (x{n} calls; {100.0 * elements.get(op, 0) / max(1, total + missing):.2g}% of the "
+             "total at 1 FLOP per output element)" for op, n in calls.items()]
+    return ("floating-point ops without a FLOP rule, counted as 0 (the totals are lower bounds): "
+            + ", ".join(parts))
+
+
+def _float_elements(out: Any) -> int:
+    if isinstance(out, torch.Tensor):
+        return out.numel() if (out.dtype.is_floating_point or out.dtype.is_complex) else 0
+    if isinstance(out, (tuple, list)):
+        return sum(_float_elements(o) for o in out)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,6 +205,13 @@ class _Tally:
         self.by_module: defaultdict[str, int] = defaultdict(int)
         self.by_module_backward: defaultdict[str, int] = defaultdict(int)
         self.uncounted: defaultdict[str, int] = defaultdict(int)
+        self.uncounted_elements: defaultdict[str, int] = defaultdict(int)
+
+    def note_uncounted(self, op_name: str, args: tuple, out: Any) -> None:
+        """An op without a rule ran: listed if it touched floating-point data (else free)."""
+        if _rules.involves_float(args, out):
+            self.uncounted[op_name] += 1
+            self.uncounted_elements[op_name] += _float_elements(out)
 
     def report(self, modules: Sequence[str] = (), *, backward: bool = False) -> FlopReport:
         """Freeze the counts; ``modules`` lists every module called, in call order (modules
@@ -189,6 +229,7 @@ class _Tally:
             by_module=_frozen(fwd, sort=False),
             by_module_backward=_frozen(bwd, sort=False),
             uncounted=_frozen(self.uncounted, sort=True),
+            uncounted_elements=_frozen(self.uncounted_elements, sort=True),
         )
 
 
@@ -306,12 +347,12 @@ class _CountingMode(TorchDispatchMode):
         if kind == _rules.ZERO:
             return out
         if kind == _rules.UNKNOWN:
-            self.tally.uncounted[op_name] += 1
+            self.tally.note_uncounted(op_name, args, out)
             return out
         if kind == _rules.DECOMP:
             cost = self._decomposed_cost(func, args, kwargs)
             if cost is None:
-                self.tally.uncounted[op_name] += 1
+                self.tally.note_uncounted(op_name, args, out)
                 return out
             mm, other = cost
         else:
@@ -343,15 +384,17 @@ class _CountingMode(TorchDispatchMode):
                 margs, mkwargs = _rules.meta_inputs(args, kwargs)
                 with _CountingMode(sub, None, self.decomp_cache):
                     _rules._decomposition(func)(*margs, **mkwargs)
-                self.decomp_cache[key] = (sub.matmul, sub.forward - sub.matmul, dict(sub.uncounted))
+                self.decomp_cache[key] = (sub.matmul, sub.forward - sub.matmul, dict(sub.uncounted),
+                                          dict(sub.uncounted_elements))
             except Exception:  # a decomposition that cannot run on meta tensors
                 self.decomp_cache[key] = None
         hit = self.decomp_cache[key]
         if hit is None:
             return None
-        mm, other, inner_uncounted = hit
-        for k, v in inner_uncounted.items():
+        mm, other, inner_calls, inner_elements = hit
+        for k, v in inner_calls.items():
             self.tally.uncounted[k] += v
+            self.tally.uncounted_elements[k] += inner_elements.get(k, 0)
         return mm, other
 
 
@@ -487,6 +530,23 @@ def count_flops(
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         if not backward:
             raise ValueError("loss_fn is only used with backward=True")
+    report = count_quietly(fn_or_module, args, kwargs, backward=backward, loss_fn=loss_fn)
+    if report.uncounted:
+        warnings.warn(uncounted_message(report.uncounted, report.uncounted_elements, report.total),
+                      UncountedOpsWarning, stacklevel=2)
+    return report
+
+
+def count_quietly(
+    fn_or_module: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    *,
+    backward: bool = False,
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+) -> FlopReport:
+    """:func:`count_flops` on validated arguments, without the :class:`UncountedOpsWarning`
+    (for callers that count many times and warn once, e.g. ``estimate_kappa``)."""
     fn, root, push_root = _unwrap(fn_or_module)
     names: dict[int, str] = {}
     if root is not None:
