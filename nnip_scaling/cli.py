@@ -20,7 +20,7 @@ _SUBCOMMANDS: list[tuple[str, str]] = [
     ("dataset", "nnip_scaling.data.cli"),
     ("fit", "nnip_scaling.scaling.cli"),
     ("kappa", "nnip_scaling.flops.cli"),
-    ("study", "nnip_scaling.train.study_cli"),
+    ("study", "nnip_scaling.study.cli"),
 ]
 
 

@@ -16,7 +16,8 @@ appendices D and H).
   streaming or multi-epoch with rotation augmentation, gradient clipping, exact resume, DDP.
 * :func:`force_field_loss` / :func:`loss_terms`: eq. (1).
 * :func:`symmetry_loss` (eq. 2) and :class:`GroupAveraged` (eq. 23).
-* :func:`run_study`: the study behind ``nnip-scaling study`` (ladders -> runs -> fits -> report).
+* the study (:func:`run_study`, :class:`StudyConfig`, ...) lives in :mod:`nnip_scaling.study`; its names are
+  still importable from here.
 
 Optional dependencies are imported when used: ``schedulefree`` (and ``tqdm`` for progress bars) by
 :func:`train`, ``matplotlib`` by the study's plots.
@@ -35,15 +36,6 @@ from nnip_scaling.train.loop import (
     train,
 )
 from nnip_scaling.train.loss import LossTerms, force_field_loss, loss_terms
-from nnip_scaling.train.study import (
-    FamilyFit,
-    FamilySpec,
-    StudyConfig,
-    StudyResult,
-    default_config,
-    load_config,
-    run_study,
-)
 from nnip_scaling.train.symmetry import GroupAveraged, symmetry_loss, symmetry_terms
 
 __all__ = [
@@ -75,3 +67,20 @@ __all__ = [
     "symmetry_terms",
     "train",
 ]
+
+# The study moved to nnip_scaling.study; its names stay importable from here (loaded on first use, so that
+# importing the training loop does not import the study, which imports the loop).
+_STUDY_NAMES = {"FamilySpec": "FamilySpec", "StudyConfig": "StudyConfig", "StudyResult": "StudyResult",
+                "default_config": "default_config", "load_config": "load_config", "run_study": "run_study"}
+
+
+def __getattr__(name: str):
+    if name == "FamilyFit":
+        from nnip_scaling.scaling.analysis import RunAnalysis
+
+        return RunAnalysis
+    if name in _STUDY_NAMES:
+        import nnip_scaling.study as study
+
+        return getattr(study, _STUDY_NAMES[name])
+    raise AttributeError(f"module 'nnip_scaling.train' has no attribute {name!r}")

@@ -13,8 +13,7 @@ import pytest
 
 from nnip_scaling.cli import main
 from nnip_scaling.scaling import load_runs
-from nnip_scaling.train.report import parse_exponent_table
-from nnip_scaling.train.study import FamilySpec, config_to_toml, default_config, load_config
+from nnip_scaling.study import FamilySpec, config_to_toml, default_config, load_config, parse_exponent_table
 
 TEST_CONFIG = """
 [study]
@@ -38,7 +37,7 @@ def test_study_quick_end_to_end(quick_study, capsys):
     cfg, out = quick_study
     assert main(["study", "--quick", "--config", str(cfg), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "ranking by gamma_c:" in printed and "report:" in printed
+    assert "ranking by gamma_c:" in printed and "report:" in printed and "sanity gates:" in printed
     table = parse_exponent_table((out / "report.md").read_text())
     assert list(table) == ["unconstrained", "directional", "cartesian", "spherical"]
     fitted = 0
@@ -61,6 +60,14 @@ def test_study_quick_end_to_end(quick_study, capsys):
         assert max(last) == min(last), kind
     report = json.loads((out / "report.json").read_text())
     assert set(report["families"]) == set(table)
+    for kind, fam in report["families"].items():
+        ww = next(g for g in fam["gates"] if g["name"] == "wider_wins")
+        assert ww["pairs"] > 0 and ww["value"] == fam["wider_wins"] == table[kind]["wider wins"]
+        assert fam["gates_passed"] == all(g["passed"] for g in fam["gates"])
+        # a failed gate marks the numbers it invalidates in the table, and says what to change
+        if not ww["passed"]:
+            assert "alpha" in table[kind]["failed"] and ww["advice"]
+            assert "FAILED" in printed and ww["advice"][:40] in printed.replace("\n", " ")
     text = (out / "report.md").read_text()
     assert "## Ranking" in text and "Kendall" in text
     try:
@@ -129,16 +136,16 @@ def test_config_round_trip_and_family_subset(tmp_path):
 
 
 def test_figures_need_matplotlib(monkeypatch, tmp_path):
-    from nnip_scaling.train.report import write_figures
+    from nnip_scaling.study.figures import write_figures
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"nnip_scaling\[plot\]"):
-        write_figures(tmp_path, None, [])
+        write_figures(tmp_path, {})
 
 
 def test_study_on_user_data(tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import toy_dataset
+    from _toy import toy_dataset
 
     from nnip_scaling.data import save_npz
 

@@ -1,0 +1,178 @@
+"""The study's figures, after the paper's figures 1, 3 and 5 (matplotlib, extra ``plot``).
+
+* ``fig1_compute.png``: the frontier fits of all families on common axes, FLOPs (left) and hours (right);
+* ``fig3_frontiers.png``: per family, every evaluation, the frontier and its fit (top FLOPs, bottom hours);
+* ``fig5_sum_law.png``: per family, loss against data size for each model size (top) and against model
+  size at a few data sizes (bottom), each with the sum law evaluated at the same (N, D): every curve
+  passes through the points it describes when the law fits them.
+
+Log axes are labelled at 1-2-5 steps (or at plain linear steps when they span less than a factor 3), so
+values can be read off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_figures", "log_axes"]
+
+_COLOURS = {"unconstrained": "C0", "cartesian": "C1", "directional": "C2", "spherical": "C3"}
+_DPI = 100
+
+
+def _label(v: float, _pos: Any = None) -> str:
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:.3g}"
+    mant, exp = f"{v:.0e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def log_axes(ax: Any) -> None:
+    """Log scale on both axes with readable tick labels (1-2-5 steps; linear steps on a short range)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if lo <= 0 or hi <= 0:
+            continue
+        if hi / lo < 3:
+            axis.set_major_locator(MaxNLocator(nbins=5))
+        else:
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+        axis.set_major_formatter(FuncFormatter(_label))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'nnip_scaling[plot]'") from None
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _fig1(out: Path, fits: Mapping[str, Any], pflop: float) -> Path:
+    fig, axes = _figure(1, 2, 10, 4.2)
+    for f in fits.values():
+        fam = f.prepared
+        for ax, x, fit, pts in ((axes[0, 0], fam.flops / pflop, f.frontier, f.frontier_points),
+                                (axes[0, 1], fam.hours, f.frontier_hours, f.hours_points)):
+            idx = np.asarray(pts, dtype=int)
+            if x is None or not idx.size:
+                continue
+            colour = _COLOURS.get(f.label, "k")
+            ax.scatter(x[idx], fam.loss[idx], s=12, color=colour)
+            if fit is not None:
+                xs = np.geomspace(x[idx].min(), x[idx].max(), 100)
+                ax.plot(xs, fit.predict(xs), color=colour, lw=1.5, label=f"{f.label}: γ = {fit.gamma:.3f}")
+    for ax, xl, title in ((axes[0, 0], "training compute (PFLOPs)", "FLOPs-optimal frontier"),
+                          (axes[0, 1], "training time (hours)", "time-optimal frontier")):
+        log_axes(ax)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("validation loss (eq. 1)")
+        ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    p = out / "fig1_compute.png"
+    fig.savefig(p, dpi=_DPI)
+    return p
+
+
+def _fig3(out: Path, fits: Mapping[str, Any], pflop: float) -> Path:
+    from nnip_scaling.scaling.plot import plot_frontier
+
+    present = list(fits.values())
+    fig, axes = _figure(2, len(present), 3.8 * len(present), 7)
+    for j, f in enumerate(present):
+        fam = f.prepared
+        for i, (x, fit, pts, xl) in enumerate(((fam.flops / pflop, f.frontier, f.frontier_points, "PFLOPs"),
+                                               (fam.hours, f.frontier_hours, f.hours_points, "hours"))):
+            ax = axes[i, j]
+            if x is None:
+                ax.set_visible(False)
+                continue
+            plot_frontier(x, fam.loss, fit, frontier=np.asarray(pts, dtype=int) if pts else None, ax=ax, xlabel=xl)
+            ax.set_title(f.label, fontsize="medium")
+            ax.legend(fontsize="x-small")
+            log_axes(ax)
+    p = out / "fig3_frontiers.png"
+    fig.savefig(p, dpi=_DPI)
+    return p
+
+
+def _slices(D: np.ndarray, N: np.ndarray, k: int = 4) -> list[float]:
+    """Up to ``k`` data sizes, log-spaced, among those every model size logged."""
+    common = set(np.unique(D[N == N.min()]).tolist())
+    for n in np.unique(N):
+        common &= set(np.unique(D[N == n]).tolist())
+    common_d = np.array(sorted(common))
+    if not len(common_d):
+        return []
+    targets = np.geomspace(common_d[0], common_d[-1], min(k, len(common_d)))
+    picks = sorted({float(common_d[np.argmin(np.abs(np.log(common_d) - np.log(t)))]) for t in targets})
+    return picks
+
+
+def _fig5(out: Path, fits: Mapping[str, Any]) -> Path | None:
+    from nnip_scaling.scaling.plot import _colours
+
+    with_sum = [f for f in fits.values() if f.sum_law is not None]
+    if not with_sum:
+        return None
+    fig, axes = _figure(2, len(with_sum), 3.8 * len(with_sum), 7)
+    for j, f in enumerate(with_sum):
+        fam, law = f.prepared, f.sum_law
+        N, D, y = fam.N, fam.D, fam.loss
+        sizes = np.unique(N)
+        ax = axes[0, j]
+        for n, col in zip(sizes, _colours(len(sizes))):
+            m = N == n
+            ax.scatter(D[m], y[m], s=10, color=col)
+            ds = np.geomspace(D[m].min(), D[m].max(), 100)
+            ax.plot(ds, law.predict(n, ds), color=col, lw=1.2, label=f"N = {_label(n)}")
+        ax.set_xlabel("D (atoms seen)")
+        ax.set_title(f"{f.label}: β = {law.beta:.3f}", fontsize="medium")
+        ax = axes[1, j]
+        slices = _slices(D, N)
+        for d, col in zip(slices, _colours(len(slices))):
+            m = D == d
+            order = np.argsort(N[m])
+            ax.scatter(N[m][order], y[m][order], s=14, color=col)
+            ns = np.geomspace(sizes.min(), sizes.max(), 100)
+            ax.plot(ns, law.predict(ns, d), color=col, lw=1.2, label=f"D = {_label(d)}")
+        ax.set_xlabel("N (parameters)")
+        ax.set_title(f"{f.label}: α = {law.alpha:.3f}", fontsize="medium")
+        for ax in axes[:, j]:
+            ax.set_ylabel("validation loss")
+            log_axes(ax)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
+    p = out / "fig5_sum_law.png"
+    fig.savefig(p, dpi=_DPI)
+    return p
+
+
+def write_figures(out: Path, fits: Mapping[str, Any], *, pflop: float = 1e15) -> tuple[Path, ...]:
+    """Write figures 1, 3 and 5 for the analysed families (``fits``: family -> ``RunAnalysis``) into ``out``.
+
+    Returns:
+        the paths written.
+
+    Raises:
+        ImportError: matplotlib is missing (``pip install 'nnip_scaling[plot]'``).
+    """
+    _figure(1, 1, 1, 1)  # fails early, naming the extra, when matplotlib is missing
+    if not fits:
+        return ()
+    written = [_fig1(out, fits, pflop), _fig3(out, fits, pflop)]
+    p5 = _fig5(out, fits)
+    return tuple(written + ([p5] if p5 is not None else []))
