@@ -1,6 +1,6 @@
 """Training throughput per model family, and where a training step spends its time.
 
-For each family at two widths of the study's default ladder (``nnip_scaling.train.study.default_config``,
+For each family at two widths of the study's default ladder (``nnip_scaling.study.default_config``,
 the 15-minute study), trains on the built-in data with :func:`nnip_scaling.train.train` (batch 16,
 float32) and reports atoms per second of the training loop (data + forward + backward + optimiser,
 evaluation excluded) and the share of each phase: data (batch assembly, normalisation, neighbour lists),
@@ -64,7 +64,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from nnip_scaling.data import Normaliser, load_dataset
-    from nnip_scaling.train.study import default_config
+    from nnip_scaling.study import default_config
 
     train_ds = load_dataset("builtin", split="train")
     val_ds = load_dataset("builtin", split="val").subset(0.01, seed=0)

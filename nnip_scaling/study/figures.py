@@ -25,12 +25,17 @@ _DPI = 100
 
 
 def _label(v: float, _pos: Any = None) -> str:
+    """Short tick and legend labels: 0.5, 1.25, 500, 2k, 34.1k, 1.2M, 3e-6."""
     if v == 0:
         return "0"
-    if 1e-3 <= abs(v) < 1e4:
+    a = abs(v)
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= scale:
+            return f"{v / scale:.3g}{prefix}"
+    if a >= 1e-2:
         return f"{v:.3g}"
-    mant, exp = f"{v:.0e}".split("e")
-    return f"{mant}e{int(exp)}"
+    mant, exp = f"{v:.2e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
 
 
 def log_axes(ax: Any) -> None:
