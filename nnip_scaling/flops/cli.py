@@ -91,7 +91,7 @@ def _family_dict(r: Any) -> dict[str, Any]:
         "max_neighbors": r.max_neighbors,
         "batch_sizes": list(r.batch_sizes),
         "kappa_fit": e.kappa,
-        "kappa_intercept_fit": list(e.kappa_intercept_fit),
+        "kappa_intercept_fit": None if e.kappa_intercept_fit is None else list(e.kappa_intercept_fit),
         "drift": e.drift,
         "loglog_slope": e.loglog_slope,
         "r_squared": e.r_squared,

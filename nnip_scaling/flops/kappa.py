@@ -18,6 +18,7 @@ table (:attr:`KappaEstimate.per_size`) is then the honest answer, and a warning 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnip_scaling.flops.counter import count_flops
+from nnip_scaling.flops.counter import UncountedOpsWarning, count_quietly, uncounted_message
 
 __all__ = ["KappaEstimate", "KappaPoint", "KappaRow", "KappaDriftWarning", "PAPER_KAPPA", "PROBE_SOURCES",
            "estimate_kappa", "probe_graphs"]
@@ -94,7 +95,8 @@ class KappaEstimate:
         kappa: least-squares fit of :math:`C = \kappa N D` through the origin over every counted
             pass (all sizes, all batches).
         kappa_intercept_fit: ``(slope, intercept)`` of :math:`C = \text{slope}\cdot N D +
-            \text{intercept}` (NaNs when fewer than two distinct :math:`N D` values).
+            \text{intercept}`; ``None`` when fewer than two distinct :math:`N D` values were
+            counted (one batch of one model: a line through one point is not determined).
         per_size: one :class:`KappaRow` per model size, in the order given.
         loglog_slope: slope of :math:`\log(C/D)` against :math:`\log N` across sizes (1 when
             :math:`\kappa` is constant; below 1 when fixed per-atom costs are amortised at larger
@@ -107,11 +109,14 @@ class KappaEstimate:
         points: every counted pass (:class:`KappaPoint`), for plotting :math:`C` against
             :math:`N D` (paper figure 2).
         uncounted: ops without a FLOP rule seen while counting (name -> calls over all passes);
-            non-empty means κ is a lower bound.
+            non-empty means κ is a lower bound (and :class:`~nnip_scaling.flops.UncountedOpsWarning`
+            was issued).
+        adapter: name of the adapter that fed the model (``None``: the model takes our graphs).
+        cutoff: radius (Å) of the probe edges built before counting (``None``: none built).
     """
 
     kappa: float
-    kappa_intercept_fit: tuple[float, float]
+    kappa_intercept_fit: tuple[float, float] | None
     per_size: tuple[KappaRow, ...]
     loglog_slope: float | None
     mean_neighbors: float | None
@@ -120,16 +125,22 @@ class KappaEstimate:
     warning: str | None
     points: tuple[KappaPoint, ...]
     uncounted: Mapping[str, int] = field(default_factory=dict)
+    adapter: str | None = None
+    cutoff: float | None = None
 
     def table(self) -> str:
-        """The per-size table as text (width, N, FLOPs per atom, κ)."""
+        """The per-size table as text (width, N, FLOPs per atom, κ = FLOPs per parameter per atom)."""
         lines = [f"{'width':>7}  {'N':>12}  {'FLOPs/atom':>14}  {'kappa':>8}"]
         for r in self.per_size:
             w = "-" if r.width is None else str(r.width)
             lines.append(f"{w:>7}  {r.n_params:>12,}  {r.flops_per_atom:>14,.0f}  {r.kappa:>8.3f}")
-        slope, icpt = self.kappa_intercept_fit
-        lines.append(f"kappa (fit through origin) = {self.kappa:.3f}; with intercept: slope "
-                     f"{slope:.3f}, intercept {icpt:,.0f} FLOPs")
+        if self.kappa_intercept_fit is None:
+            lines.append(f"kappa (fit through origin) = {self.kappa:.3f} FLOPs per parameter per atom; "
+                         "no fit with intercept (one N*D value counted: pass several batches)")
+        else:
+            slope, icpt = self.kappa_intercept_fit
+            lines.append(f"kappa (fit through origin) = {self.kappa:.3f} FLOPs per parameter per atom; "
+                         f"with intercept: slope {slope:.3f}, intercept {icpt:,.0f} FLOPs")
         if self.loglog_slope is not None:
             lines.append(f"log-log slope of C/D vs N = {self.loglog_slope:.3f}")
         if self.mean_neighbors is not None:
@@ -239,9 +250,9 @@ def _fit_origin(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.dot(x, y) / np.dot(x, x))
 
 
-def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
     if np.unique(x).size < 2:
-        return math.nan, math.nan
+        return None
     slope, intercept = np.polyfit(x, y, 1)
     return float(slope), float(intercept)
 
@@ -269,24 +280,32 @@ def _float_param(model: nn.Module) -> torch.Tensor | None:
     return None
 
 
-def _edge_settings(model: nn.Module) -> tuple[float, int | None] | None:
-    """``(cutoff, max_neighbors)`` from ``model.config`` when it has both fields."""
+def _edge_settings(model: nn.Module, adapter: Any, cutoff: float | None,
+                   max_neighbors: int | None) -> tuple[float, int | None] | None:
+    """``(cutoff, max_neighbors)`` of the probe edges: the caller's ``cutoff``, else the adapter's
+    (the model's own), else ``model.config`` when it has both fields; ``None``: no edges built."""
+    if cutoff is not None:
+        return float(cutoff), max_neighbors
+    if adapter is not None:
+        own = adapter.cutoff(model)
+        return None if own is None else (float(own), adapter.max_neighbors(model))
     cfg = getattr(model, "config", None)
     if cfg is None:
         return None
-    cutoff = getattr(cfg, "cutoff", None)
-    if cutoff is None or not hasattr(cfg, "max_neighbors"):
+    own = getattr(cfg, "cutoff", None)
+    if own is None or not hasattr(cfg, "max_neighbors"):
         return None
-    return float(cutoff), cfg.max_neighbors
+    return float(own), cfg.max_neighbors
 
 
-def _prepare(graph: Any, model: nn.Module, cache: dict) -> Any:
-    """Graph in the model's dtype/device, with edges of the model's radius when it has a config
-    (built here, outside the count)."""
+def _prepare(graph: Any, model: nn.Module, cache: dict, settings: Any = "config") -> Any:
+    """Graph in the model's dtype/device, with edges at ``settings = (cutoff, max_neighbors)``
+    (default: from the model's config) unless it has some (built here, outside the count)."""
     p = _float_param(model)
     if p is not None and (graph.dtype != p.dtype or graph.device != p.device):
         graph = graph.to(device=p.device, dtype=p.dtype)
-    settings = _edge_settings(model)
+    if settings == "config":
+        settings = _edge_settings(model, None, None, None)
     if settings is None or graph.edge_index is not None:
         return graph
     key = (id(graph), settings, graph.dtype, graph.device)
@@ -295,25 +314,77 @@ def _prepare(graph: Any, model: nn.Module, cache: dict) -> Any:
     return cache[key][1]
 
 
+def _call(model: nn.Module, adapter: Any) -> Callable[[Any], Any]:
+    """``inputs -> output``: the counted call (the adapter's forward, or ``model(graph)``)."""
+    if adapter is None:
+        return model
+    return lambda inputs: adapter.forward(model, inputs)
+
+
+def _warm_up(model: nn.Module, adapter: Any, inputs: Any, settings: Any) -> None:
+    """One uncounted pass; errors that mean "wrong input" are turned into what to do."""
+    from nnip_scaling.nn._edges import MissingEdgesError
+
+    try:
+        _call(model, adapter)(inputs)
+    except MissingEdgesError as err:
+        if settings is not None:
+            raise
+        raise MissingEdgesError(
+            f"estimate_kappa: {type(model).__name__} needs edges, and it has no config with a cutoff to "
+            "build them at: pass estimate_kappa(model, cutoff=..., max_neighbors=...) (the model's "
+            f"own cutoff, in Å), or graphs= that carry edges ({err})") from err
+    except (TypeError, AttributeError, KeyError, IndexError) as err:
+        if adapter is not None or type(model).__module__.split(".")[0] == "nnip_scaling":
+            raise
+        from nnip_scaling.flops.adapters import ADAPTERS
+
+        raise TypeError(
+            f"estimate_kappa: calling {type(model).__name__} on an AtomicGraph failed ({type(err).__name__}: "
+            f"{err}). For a model of another package pass adapter= (one of {sorted(ADAPTERS)}, or "
+            "CallableAdapter(graph -> model inputs, cutoff=...), see nnip_scaling.flops.adapters)") from err
+
+
 def _count_points(model: nn.Module, graphs: Sequence[Any], width: int | None, cache: dict,
-                  uncounted: dict[str, int]) -> list[KappaPoint]:
+                  uncounted: dict[str, list[int]], adapter: Any = None,
+                  settings: Any = "config") -> list[KappaPoint]:
     n = _n_trainable(model)
     if n == 0:
         raise ValueError(f"the model{'' if width is None else f' of width {width}'} has no "
                          "trainable parameters (N = 0)")
+    if settings == "config":
+        settings = _edge_settings(model, adapter, None, None)
+    prepared = [_prepare(g, model, cache, settings) for g in graphs]
+    inputs = prepared if adapter is None else [adapter.inputs(model, g) for g in prepared]
     # One uncounted warm-up pass on the smallest batch: work done once per process and cached
     # (e.g. the Wigner-D constants of the spherical family, computed on first use) is not part of
     # the steady-state forward pass, and counting it would make κ depend on what ran before.
-    model(_prepare(min(graphs, key=lambda g: g.n_atoms), model, cache))
+    smallest = min(range(len(prepared)), key=lambda i: prepared[i].n_atoms)
+    _warm_up(model, adapter, inputs[smallest], settings)
     pts = []
-    for g in graphs:
-        g = _prepare(g, model, cache)
-        rep = count_flops(model, g)
+    for g, x in zip(prepared, inputs):
+        rep = count_quietly(_call(model, adapter), (x,), {})
         for k, v in rep.uncounted.items():
-            uncounted[k] = uncounted.get(k, 0) + v
+            calls, elements = uncounted.setdefault(k, [0, 0])
+            uncounted[k] = [calls + v, elements + rep.uncounted_elements.get(k, 0)]
         n_edges = 0 if g.edge_index is None else int(g.edge_index.shape[1])
         pts.append(KappaPoint(width, n, int(g.n_atoms), n_edges, int(rep.total)))
     return pts
+
+
+def _resolve_adapter(adapter: Any, model: nn.Module, cutoff: float | None, max_neighbors: int | None) -> Any:
+    from nnip_scaling.flops.adapters import Adapter, CallableAdapter, find_adapter, get_adapter
+
+    if adapter is None:
+        return find_adapter(model)
+    if isinstance(adapter, Adapter):
+        return adapter
+    if isinstance(adapter, str):
+        return get_adapter(adapter)
+    if callable(adapter):
+        return CallableAdapter(adapter, cutoff=cutoff, max_neighbors=max_neighbors)
+    raise TypeError(f"adapter must be None, an adapter name, an Adapter or a callable graph -> inputs, "
+                    f"got {type(adapter).__name__}")
 
 
 def _as_graph_list(graphs: Any) -> list[Any]:
@@ -340,6 +411,9 @@ def estimate_kappa(
     seed: int = 0,
     drift_tolerance: float = 0.2,
     probe: str = "g2",
+    cutoff: float | None = None,
+    max_neighbors: int | None = None,
+    adapter: Any = None,
 ) -> KappaEstimate:
     r"""Measure :math:`\kappa = C_\text{fwd} / (N D)` (paper eq. 3, figure 2).
 
@@ -349,11 +423,18 @@ def estimate_kappa(
     in the paper's figure 2; :attr:`KappaEstimate.per_size` holds κ per size.
 
     The probe batches, unless ``graphs`` are given, are nested subsets of the 90 built-in
-    molecules (:func:`probe_graphs`; ``batch_sizes`` molecules each). A model with a ``config``
-    carrying ``cutoff`` and ``max_neighbors`` (every :class:`~nnip_scaling.models.Potential`)
-    gets its edges built before counting, so neighbour-list construction is excluded; a model
-    without one that builds edges itself has that counted. Graphs that already carry edges are
-    used as given. Graphs are converted to the model's dtype and device.
+    molecules (:func:`probe_graphs`; ``batch_sizes`` molecules each). Edges are built before
+    counting, so neighbour-list construction is excluded, at the first of: the ``cutoff`` passed
+    here; the model's own cutoff read by its adapter; ``model.config`` (every
+    :class:`~nnip_scaling.models.Potential`). Without any of these the graphs carry no edges: a
+    model that builds its own has that counted, and a model that needs them (a custom module of
+    our blocks) raises an error asking for ``cutoff=``. Graphs that already carry edges are used
+    as given. Graphs are converted to the model's dtype and device.
+
+    Models of other packages (mace-torch, fairchem-core, SchNetPack, PyTorch Geometric) are fed
+    through an adapter (:mod:`nnip_scaling.flops.adapters`), found from the model's package or
+    named with ``adapter=``; it builds the model's input from each graph outside the count, so
+    κ counts the model's forward pass only.
 
     Each model first runs once, uncounted, on the smallest batch, so that one-time work cached on
     first use (constant matrices) is not counted.
@@ -375,6 +456,13 @@ def estimate_kappa(
         probe: source of the probe batches, ``"g2"`` (90 small G2 molecules) or ``"gfn2"`` (the
             shipped GFN2-xTB set, molecules up to 30 atoms, closer to the paper's data); see
             :func:`probe_graphs`. Only without ``graphs``.
+        cutoff: radius (Å) of the probe edges, for a model without a config (or to override
+            its own); ``None``: the model's.
+        max_neighbors: neighbour cap of those edges (``None``: none); only with ``cutoff``.
+        adapter: ``None`` (find one from the model's package, or none for our models), an
+            adapter name (``"mace"``, ``"fairchem"``, ``"schnetpack"``, ``"pyg"``), an
+            :class:`~nnip_scaling.flops.adapters.Adapter`, or a callable ``graph -> model
+            inputs`` (a :class:`~nnip_scaling.flops.adapters.CallableAdapter` at ``cutoff``).
 
     Returns:
         A :class:`KappaEstimate`.
@@ -383,7 +471,10 @@ def estimate_kappa(
         TypeError: a factory without ``widths``, a module with ``widths``, a factory returning a
             non-module, graphs that are not ``AtomicGraph``.
         ValueError: empty/invalid ``widths`` or ``batch_sizes``, both ``graphs`` and
-            ``batch_sizes``, a model with no trainable parameters, ``drift_tolerance <= 0``.
+            ``batch_sizes``, a model with no trainable parameters, ``drift_tolerance <= 0``, a bad
+            ``cutoff``/``max_neighbors``.
+        MissingEdgesError: (a ``ValueError``) the model needs edges and no cutoff is known.
+        ImportError: the adapter's package is not installed (the message names it).
 
     Shapes:
         graphs: any number of atoms; only ``n_atoms`` and the FLOPs enter the fit.
@@ -413,10 +504,12 @@ def estimate_kappa(
         sizes = [(int(w), (lambda w=int(w): model_or_factory(w))) for w in widths]
     if graphs is not None and batch_sizes is not None:
         raise ValueError("pass either graphs or batch_sizes, not both")
+    _check_edge_arguments(cutoff, max_neighbors)
 
     cache: dict = {}
-    uncounted: dict[str, int] = {}
+    uncounted: dict[str, list[int]] = {}
     points: list[KappaPoint] = []
+    used: tuple[str | None, float | None] = (None, None)
     if probe not in PROBE_SOURCES:
         raise ValueError(f"probe must be one of {list(PROBE_SOURCES)}, got {probe!r}")
     batches: list[Any] | None = _as_graph_list(graphs) if graphs is not None else None
@@ -430,9 +523,29 @@ def estimate_kappa(
             batches = probe_graphs(batch_sizes, source=probe, seed=seed,
                                    dtype=None if p is None else p.dtype,
                                    device=None if p is None else p.device)
-        points.extend(_count_points(model, batches, width, cache, uncounted))
+        fed_by = _resolve_adapter(adapter, model, cutoff, max_neighbors)
+        settings = _edge_settings(model, fed_by, cutoff, max_neighbors)
+        points.extend(_count_points(model, batches, width, cache, uncounted, fed_by, settings))
+        used = (None if fed_by is None else fed_by.name, None if settings is None else settings[0])
         del model
-    return _summarise(points, uncounted, float(drift_tolerance))
+    if uncounted:
+        calls = {k: v[0] for k, v in sorted(uncounted.items())}
+        elements = {k: v[1] for k, v in sorted(uncounted.items())}
+        warnings.warn("estimate_kappa: " + uncounted_message(calls, elements, sum(p.flops for p in points)),
+                      UncountedOpsWarning, stacklevel=2)
+    est = _summarise(points, {k: v[0] for k, v in uncounted.items()}, float(drift_tolerance))
+    return dataclasses.replace(est, adapter=used[0], cutoff=used[1])
+
+
+def _check_edge_arguments(cutoff: Any, max_neighbors: Any) -> None:
+    if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float))
+                               or not math.isfinite(cutoff) or cutoff <= 0):
+        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff!r}")
+    if max_neighbors is not None:
+        if cutoff is None:
+            raise ValueError("max_neighbors is the cap of the probe edges built at cutoff=: pass cutoff too")
+        if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, int) or max_neighbors < 1:
+            raise ValueError(f"max_neighbors must be an int >= 1 or None, got {max_neighbors!r}")
 
 
 def _summarise(points: list[KappaPoint], uncounted: dict[str, int], tol: float) -> KappaEstimate:
@@ -441,7 +554,7 @@ def _summarise(points: list[KappaPoint], uncounted: dict[str, int], tol: float) 
     d = np.array([p.n_atoms for p in points], dtype=np.float64)
     x = n * d
     kappa = _fit_origin(x, c)
-    slope, icpt = _fit_line(x, c)
+    line = _fit_line(x, c)
     r2 = _r_squared_origin(x, c, kappa)
 
     rows: list[KappaRow] = []
@@ -469,7 +582,7 @@ def _summarise(points: list[KappaPoint], uncounted: dict[str, int], tol: float) 
     mean_nb = edges / float(d.sum()) if edges > 0 else None
     return KappaEstimate(
         kappa=kappa,
-        kappa_intercept_fit=(slope, icpt),
+        kappa_intercept_fit=line,
         per_size=tuple(rows),
         loglog_slope=loglog,
         mean_neighbors=mean_nb,

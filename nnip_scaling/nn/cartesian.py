@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from nnip_scaling.geometry import gaussian_basis, polynomial_envelope
 from nnip_scaling.nn.mlp import init_hidden_
 from nnip_scaling.ops import scatter_mean
+from nnip_scaling.nn._edges import require_edges
 
 __all__ = ["CartesianVectorBlock", "VectorChannelInit", "default_vector_channels", "radial_features"]
 
@@ -140,6 +141,7 @@ class CartesianVectorBlock(nn.Module):
         self.lin_mix.weight.normal_(0.0, math.sqrt(min(w, e * e)) / w)
 
     def forward(self, h: Tensor, vectors: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        require_edges("CartesianVectorBlock", edge_index=edge_index, edge_vec=edge_vec)
         w, e = self.width, self.vector_channels
         n = h.shape[0]
         if h.dim() != 2 or h.shape[1] != w:
@@ -207,6 +209,7 @@ class VectorChannelInit(nn.Module):
             self.weight = nn.Parameter(torch.randn(vector_channels))
 
     def forward(self, edge_index: Tensor, edge_vec: Tensor, n_atoms: int) -> Tensor:
+        require_edges("VectorChannelInit", edge_index=edge_index, edge_vec=edge_vec)
         dist = torch.linalg.vector_norm(edge_vec, dim=-1)
         if self.lin is not None:
             coeff = self.lin(radial_features(dist, n=self.n_radial, cutoff=self.cutoff))  # [n_edges, E]

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from nnip_scaling.nn.so2 import SO2Layout, from_edge_frame, so2_layout, so2_linear, to_edge_frame
+from nnip_scaling.nn._edges import require_edges
 
 __all__ = [
     "SO2Linear",
@@ -281,6 +282,7 @@ class EdgeDegreeEmbedding(nn.Module):
         self.radial = RadialMLP([edge_features, edge_channels, edge_channels, (l_max + 1) * channels])
 
     def forward(self, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor, n_atoms: int) -> Tensor:
+        require_edges("EdgeDegreeEmbedding", edge_index=edge_index, wigner=wigner)
         n0 = self.layout.m_sizes[0]
         y0 = self.radial(edge_scalars).reshape(edge_scalars.shape[0], n0, self.channels) * edge_weight[:, None, None]
         msg = from_edge_frame(y0, wigner[:, :n0, :])  # the m = 0 rows come first in the m-major layout
@@ -381,6 +383,7 @@ class SO2Block(nn.Module):
         return from_edge_frame(y, wigner)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor) -> Tensor:
+        require_edges("SO2Block", edge_index=edge_index, wigner=wigner)
         lay = self.layout
         if x.dim() != 3 or x.shape[1] != lay.dim or x.shape[2] != self.channels:
             raise ValueError(f"x must have shape [n_atoms, {lay.dim}, {self.channels}], got {list(x.shape)}")

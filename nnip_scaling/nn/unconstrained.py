@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from nnip_scaling.geometry import bessel_basis, polynomial_envelope
 from nnip_scaling.ops import scatter_mean
+from nnip_scaling.nn._edges import require_edges
 
 __all__ = ["UnconstrainedBlock", "radial_filter_basis"]
 
@@ -123,6 +124,7 @@ class UnconstrainedBlock(nn.Module):
         return self.act(a) * radial
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor:
+        require_edges("UnconstrainedBlock", edge_index=edge_index, edge_vec=edge_vec)
         if h.dim() != 2 or h.shape[1] != self.width:
             raise ValueError(f"h must have shape [n_atoms, {self.width}], got {tuple(h.shape)}")
         m = self.messages(h, edge_index, edge_vec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -205,7 +204,8 @@ def test_single_size_intercept_fit_is_proportional():
     assert slope == pytest.approx(2 + 1 / n, rel=1e-9)
     assert abs(icpt) < 1e-6 * max(p.flops for p in est.points)
     one = estimate_kappa(model, batch_sizes=(7,))
-    assert all(math.isnan(v) for v in one.kappa_intercept_fit)
+    assert one.kappa_intercept_fit is None  # one point: no line (was (nan, nan), issue 14)
+    assert "no fit with intercept" in one.table() and "nan" not in one.table()
 
 
 def test_float64_model_matches_float32():

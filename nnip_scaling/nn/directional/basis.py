@@ -15,6 +15,7 @@ from nnip_scaling.nn.directional.layout import lm_channels, pad_rows, take, take
 from nnip_scaling.nn.directional.index import DirectionalIndex
 from nnip_scaling.nn.directional.layers import Dense, check_dim
 from nnip_scaling.ops import scatter_sum
+from nnip_scaling.nn._edges import require_edges
 
 __all__ = ["DirectionalBasis", "DirectionalFeatures", "QuadrupletFeatures", "radial_normalisation"]
 
@@ -178,6 +179,7 @@ class DirectionalBasis(nn.Module):
         return gaussian_basis(r, n=self.num_radial, cutoff=self.cutoff) * (env * self.radial_scale)[:, None]
 
     def forward(self, edge_vec: Tensor, index: DirectionalIndex) -> DirectionalFeatures:
+        require_edges("DirectionalBasis", edge_vec=edge_vec)
         n, d, n_edges = index.n_atoms, index.max_degree, index.n_edges
         tgt = index.edge_index[1]
         r = torch.sqrt((edge_vec * edge_vec).sum(-1))

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from nnip_scaling.geometry.angles import NeighborTable, find_edges, neighbor_table, reverse_edges, select_edges
+from nnip_scaling.nn._edges import require_edges
 
 __all__ = ["DirectionalIndex", "QuadrupletLayout", "build_directional_index"]
 
@@ -104,6 +105,7 @@ def build_directional_index(
         ``[2, E]``, ``[E]`` -> :class:`DirectionalIndex` (``D`` = largest in-degree, ``D_q`` that of
         the quadruplet graph).
     """
+    require_edges("build_directional_index", edge_index=edge_index)
     table = neighbor_table(edge_index, n_atoms, by="target")
     src, tgt = edge_index[0], edge_index[1]
     n_edges = edge_index.shape[1]
