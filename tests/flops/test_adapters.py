@@ -230,3 +230,59 @@ def test_mace():
     assert with_forces.kappa > 1.5 * est.kappa  # the autograd force pass is counted
     with pytest.raises(ValueError, match="knows the elements"):
         estimate_kappa(_small_mace([1, 6]), batch_sizes=(4,))
+
+
+@pytest.mark.skipif(not _importable("fairchem.core"),
+                    reason="fairchem-core is not installed: its wheels pin GPU-only packages, so it is not in "
+                           "the interop extra (docs/flops.md shows a CPU install)")
+def test_fairchem_esen():
+    from fairchem.core.models.base import HydraModelV2
+    from fairchem.core.models.uma.escn_md import Linear_Energy_Head, Linear_Force_Head, eSCNMDBackbone
+
+    torch.manual_seed(0)
+    backbone = eSCNMDBackbone(
+        max_num_elements=100, sphere_channels=8, lmax=2, mmax=2, otf_graph=False, max_neighbors=30, cutoff=5.0,
+        edge_channels=8, distance_function="gaussian", num_distance_basis=8, direct_forces=True,
+        regress_forces=True, num_layers=2, hidden_channels=8, norm_type="rms_norm_sh", act_type="gate",
+        ff_type="grid", use_dataset_embedding=False, always_use_pbc=False)
+    model = HydraModelV2(backbone, {"energy": Linear_Energy_Head(backbone), "forces": Linear_Force_Head(backbone)})
+    adapter = find_adapter(model)
+    assert adapter.name == "fairchem" and adapter.cutoff(model) == 5.0 and adapter.max_neighbors(model) == 30
+    _energies_are_batch_consistent(model, adapter, _split(probe_graphs([3])[0]))
+    est = estimate_kappa(model, batch_sizes=(4, 16))
+    assert est.adapter == "fairchem" and dict(est.uncounted) == {} and est.kappa > 0
+    # a plain container of backbone and heads: the adapter is named explicitly
+    box = nn.ModuleDict({"backbone": backbone, "heads": nn.ModuleDict({"energy": Linear_Energy_Head(backbone)})})
+    assert find_adapter(box) is None
+    assert estimate_kappa(box, batch_sizes=(4,), adapter="fairchem").adapter == "fairchem"
+
+
+@pytest.mark.skipif(not _importable("schnetpack"),
+                    reason="schnetpack does not import here: 2.0.x/2.1.x fail on torch >= 2.6 (T_co removed), "
+                           "2.2 needs Python >= 3.12")
+@pytest.mark.parametrize("representation", ["SchNet", "PaiNN", "SO3net"])
+def test_schnetpack(representation):
+    import schnetpack as spk
+
+    torch.manual_seed(0)
+    radial = spk.nn.GaussianRBF(n_rbf=8, cutoff=5.0)
+    kwargs = {"n_atom_basis": 8, "n_interactions": 2, "radial_basis": radial, "cutoff_fn": spk.nn.CosineCutoff(5.0)}
+    if representation == "SO3net":
+        kwargs["lmax"] = 1
+    rep = getattr(spk.representation, representation)(**kwargs)
+    model = spk.model.NeuralNetworkPotential(representation=rep, input_modules=[spk.atomistic.PairwiseDistances()],
+                                             output_modules=[spk.atomistic.Atomwise(n_in=8, output_key="energy")])
+    adapter = find_adapter(model)
+    assert adapter.name == "schnetpack" and adapter.cutoff(model) == 5.0
+    _energies_are_batch_consistent(model, adapter, _split(probe_graphs([3])[0]))
+    est = estimate_kappa(model, batch_sizes=(4, 16))
+    assert est.adapter == "schnetpack" and dict(est.uncounted) == {} and est.kappa > 0
+    if representation == "SchNet":
+        # by hand (G = 8 Gaussians, F = H = 8): per block, the filter network on every edge
+        # (G -> F -> F) and in2f (H -> F), f2out (F -> H -> H) per atom; then Atomwise's
+        # pyramidal MLP 8 -> 4 -> 1 per atom
+        g = probe_graphs([16])[0].with_edges(5.0)
+        n, e = g.n_atoms, g.edge_index.shape[1]
+        per_block = 2 * e * (8 * 8 + 8 * 8) + 2 * n * (8 * 8 + 8 * 8 + 8 * 8)
+        rep_flops = count_flops(lambda x: adapter.forward(model, x), adapter.inputs(model, g))
+        assert rep_flops.matmul == 2 * per_block + 2 * n * (8 * 4 + 4 * 1)
