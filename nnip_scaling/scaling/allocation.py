@@ -45,7 +45,7 @@ class ComputeOptimal:
         F_c, gamma_c: loss-compute frontier ``L(C) = L_inf + F_c C^-gamma_c`` with ``C`` in units of
             ``compute_unit`` FLOPs.
         L_inf: irreducible loss of the sum-law fit.
-        kappa: forward FLOPs per parameter per token (``C = 3 kappa N D``).
+        kappa: forward FLOPs per parameter per atom (``C = 3 kappa N D``).
         compute_unit: FLOPs per unit of ``C`` (1e15 for PFLOPs).
         ci: symbol -> ``(low, high)`` interval propagated from the sum-law bootstrap draws (empty when
             the fit has none).
@@ -118,7 +118,7 @@ def compute_optimal(fit: SumPowerLawFit, kappa: float, *, compute_unit: float = 
 
     Args:
         fit: a :class:`SumPowerLawFit` (fitted, or built from published values).
-        kappa: forward FLOPs per parameter per token (``C = 3 kappa N D``, eq. 3).
+        kappa: forward FLOPs per parameter per atom (``C = 3 kappa N D``, eq. 3).
         compute_unit: FLOPs per unit of compute in which ``F_c`` and the methods' ``C`` are expressed
             (``1e15``: PFLOPs, as in the paper's table 1).
 
@@ -204,7 +204,7 @@ def consistency(frontier_fit: PowerLawFit, sum_fit: SumPowerLawFit, kappa: float
         frontier_fit: :func:`fit_power_law` of frontier loss against compute **in FLOPs divided by
             compute_unit** (compute in hours cannot be compared).
         sum_fit: :func:`fit_sum_power_law` result.
-        kappa: forward FLOPs per parameter per token.
+        kappa: forward FLOPs per parameter per atom.
         compute_unit: FLOPs per unit of the frontier fit's compute axis.
 
     Returns:

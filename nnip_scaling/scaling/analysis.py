@@ -102,7 +102,7 @@ class RunAnalysis:
         label: the family (``kind`` or ``arch`` value; ``"all runs"`` without such a column).
         prepared: the rows fitted (after ``drop_first``/``ema``), a :class:`RunLog`.
         n_runs: learning curves in ``prepared``.
-        kappa: FLOPs per parameter per token used for the allocation; ``kappa_note`` says where it came from.
+        kappa: FLOPs per parameter per atom used for the allocation; ``kappa_note`` says where it came from.
         frontier: eq. 4 on the loss-FLOPs frontier (compute in ``settings.compute_unit``), or None.
         frontier_points: indices into ``prepared`` of the FLOPs frontier.
         frontier_hours: eq. 4 on the loss-hours frontier (:math:`\\gamma_h`), or None.
@@ -311,7 +311,7 @@ def analyse_runs(runs: RunLog, *, by: str | None = "auto", kappa: float | Mappin
     Args:
         runs: the learning curves (:func:`~nnip_scaling.scaling.load_runs`, a study's ``runs.csv``).
         by: column naming the family (``"auto"``: ``kind``, else ``arch``; ``None``: one group).
-        kappa: FLOPs per parameter per token, one value or one per family (``None`` or a missing family:
+        kappa: FLOPs per parameter per atom, one value or one per family (``None`` or a missing family:
             inferred from the log as ``median(flops / (3 N D))``).
         settings: an :class:`AnalysisSettings`; keyword ``options`` override its fields.
 

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", help="run log (.csv or .jsonl): run_id, n_params, tokens, flops, "
                         "[hours], loss, free columns")
     parser.add_argument("--kappa", type=_positive, default=None,
-                        help="forward FLOPs per parameter per token (C = 3 kappa N D); default: "
+                        help="forward FLOPs per parameter per atom (C = 3 kappa N D); default: "
                         "inferred from the log as median(flops / (3 n_params tokens))")
     parser.add_argument("--compute", choices=("flops", "hours"), default="flops",
                         help="compute axis of the frontier (default: flops)")

@@ -45,7 +45,7 @@ def synthetic_runs(
         D_max: tokens seen at the end of each run.
         fractions: ``[n_evals]`` evaluation points as fractions of ``D_max`` (in ``(0, 1]``).
         L_inf, A, B, alpha, beta: the true sum law (eq. 5).
-        kappa: forward FLOPs per parameter per token; ``flops = 3 kappa N D``.
+        kappa: forward FLOPs per parameter per atom; ``flops = 3 kappa N D``.
         noise: standard deviation of independent noise on ``log L``.
         run_noise: standard deviation of a per-run offset of ``log L``.
         flops_per_hour: if given, adds ``hours = flops / flops_per_hour``.
