@@ -63,6 +63,10 @@ __all__ = [
     "to_edge_frame",
     "from_edge_frame",
     "so2_linear",
+    "m_blocks",
+    "join_m_blocks",
+    "so2_linear_m0",
+    "so2_linear_pair",
     "tensor_product_paths",
     "so2_weights_from_tensor_product",
 ]
@@ -202,6 +206,61 @@ def from_edge_frame(y: Tensor, wigner: Tensor) -> Tensor:
     return torch.bmm(wigner.transpose(1, 2), y)
 
 
+def m_blocks(x: Tensor, layout: SO2Layout) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+    r"""Views of the order blocks of m-major features (no copy).
+
+    Returns the ``m = 0`` rows (degrees ``0..l_max``) and, for ``m = 1..m_max``, the pair of the
+    ``+m`` and ``-m`` rows (degrees ``m..l_max`` each).
+
+    Shapes:
+        ``x [E, K, C]`` -> ``([E, n_0, C], [([E, n_m, C], [E, n_m, C]) for m >= 1])``.
+    """
+    sizes = [layout.m_sizes[0]] + [n for n in layout.m_sizes[1:] for _ in (0, 1)]
+    parts = x.split(sizes, dim=1)
+    return parts[0], [(parts[2 * i + 1], parts[2 * i + 2]) for i in range(layout.m_max)]
+
+
+def so2_linear_m0(x0: Tensor, weight_m0: Tensor, bias_m0: Tensor | None) -> Tensor:
+    r"""The ``m = 0`` part of :func:`so2_linear`: :math:`y_0 = \tilde h_0 W_0 + b`.
+
+    Shapes:
+        ``x0 [E, n_0, C_in]`` -> ``[E, n_0, C_out]``.
+    """
+    n_edges, n0, c_in = x0.shape
+    flat = x0.reshape(n_edges, n0 * c_in)
+    y0 = flat @ weight_m0 if bias_m0 is None else torch.addmm(bias_m0, flat, weight_m0)
+    return y0.view(n_edges, n0, weight_m0.shape[1] // n0)
+
+
+def so2_linear_pair(x_pos: Tensor, x_neg: Tensor, weight_m: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The order-``m >= 1`` part of :func:`so2_linear` (eq. 22) on the ``+m`` and ``-m`` rows.
+
+    .. math::
+
+        y_{+m} = \tilde h_{+m} W^{(1)}_m - \tilde h_{-m} W^{(2)}_m,\qquad
+        y_{-m} = \tilde h_{+m} W^{(2)}_m + \tilde h_{-m} W^{(1)}_m ,
+
+    with ``weight_m`` :math:`= [W^{(1)}_m \,|\, W^{(2)}_m]`: two matrix products (one per sign) and
+    two additions; the inputs may be row slices of a larger tensor.
+
+    Shapes:
+        ``x_pos, x_neg [E, n, C_in]``, ``weight_m [n C_in, 2 n C_out]`` -> two ``[E, n, C_out]``.
+    """
+    n_edges, n, c_in = x_pos.shape
+    half = weight_m.shape[1] // 2
+    z_pos = x_pos.reshape(n_edges, n * c_in) @ weight_m  # [h+ W1 | h+ W2]
+    z_neg = x_neg.reshape(n_edges, n * c_in) @ weight_m  # [h- W1 | h- W2]
+    y_pos = z_pos[:, :half] - z_neg[:, half:]
+    y_neg = z_pos[:, half:] + z_neg[:, :half]
+    c_out = half // n
+    return y_pos.view(n_edges, n, c_out), y_neg.view(n_edges, n, c_out)
+
+
+def join_m_blocks(y0: Tensor, pairs: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+    """Inverse of :func:`m_blocks`: concatenate the order blocks into m-major rows ``[E, K, C]``."""
+    return torch.cat([y0, *(t for pair in pairs for t in pair)], dim=1)
+
+
 def so2_linear(
     x: Tensor,
     weight_m0: Tensor,
@@ -224,7 +283,9 @@ def so2_linear(
     per ``(l, |m|, channel)`` shared by ``+m`` and ``-m`` (so it commutes with the roll about the edge
     axis; :math:`\rho = 1` without it). The bias acts on the ``m = 0`` outputs of every degree: in the
     edge frame these are the directions :math:`Y_l(\hat r_{uv})` once rotated back, so it is
-    equivariant (a tensor product with a constant scalar input).
+    equivariant (a tensor product with a constant scalar input). Built from :func:`m_blocks`,
+    :func:`so2_linear_m0`, :func:`so2_linear_pair` and :func:`join_m_blocks`, which a caller can
+    use directly to chain several maps without re-assembling the rows in between.
 
     Args:
         x: m-major features.
@@ -239,27 +300,13 @@ def so2_linear(
     Shapes:
         x: ``[E, K, C_in]`` -> ``[E, K, C_out]``.
     """
-    n_edges, _, c_in = x.shape
-    n0 = layout.m_sizes[0]
-    c_out = weight_m0.shape[1] // n0
-    # split (not slicing): its backward is one concatenation instead of a zero-filled buffer per slice
-    blocks = x.split([n0] + [2 * n for n in layout.m_sizes[1:]], dim=1)
-    rho = None if modulation is None else modulation.split(list(layout.m_sizes), dim=1)
-    x0 = blocks[0] if rho is None else blocks[0] * rho[0]
-    x0 = x0.reshape(n_edges, n0 * c_in)
-    y0 = x0 @ weight_m0 if bias_m0 is None else torch.addmm(bias_m0, x0, weight_m0)
-    out = [y0.reshape(n_edges, n0, c_out)]
-    for m in range(1, layout.m_max + 1):
-        n = layout.m_sizes[m]
-        xm = blocks[m].reshape(n_edges, 2, n * c_in)
-        if rho is not None:
-            xm = xm * rho[m].reshape(n_edges, 1, n * c_in)
-        # z_st: input sign s (+m, -m) times weight block t (W1, W2)
-        z = (xm.reshape(n_edges * 2, n * c_in) @ weights_m[m - 1]).reshape(n_edges, 4, n * c_out)
-        z_pp, z_p2, z_np, z_n2 = z.unbind(1)
-        out.append((z_pp - z_n2).reshape(n_edges, n, c_out))
-        out.append((z_p2 + z_np).reshape(n_edges, n, c_out))
-    return torch.cat(out, dim=1)
+    x0, pairs = m_blocks(x, layout)
+    if modulation is not None:
+        rho = modulation.split(list(layout.m_sizes), dim=1)
+        x0 = x0 * rho[0]
+        pairs = [(xp * r, xn * r) for (xp, xn), r in zip(pairs, rho[1:])]
+    y0 = so2_linear_m0(x0, weight_m0, bias_m0)
+    return join_m_blocks(y0, [so2_linear_pair(xp, xn, w) for (xp, xn), w in zip(pairs, weights_m)])
 
 
 def tensor_product_paths(l_max: int, l_sh_max: int) -> tuple[tuple[int, int, int], ...]:

@@ -40,8 +40,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from nnip_scaling.nn.so2 import SO2Layout, from_edge_frame, so2_layout, so2_linear, to_edge_frame
 from nnip_scaling.nn._edges import require_edges
+from nnip_scaling.nn.so2 import (
+    SO2Layout,
+    from_edge_frame,
+    join_m_blocks,
+    m_blocks,
+    so2_layout,
+    so2_linear,
+    so2_linear_m0,
+    so2_linear_pair,
+    to_edge_frame,
+)
 
 __all__ = [
     "SO2Linear",
@@ -355,7 +365,6 @@ class SO2Block(nn.Module):
         with torch.no_grad():
             self.edge_gate_linear.weight.normal_(0.0, 1.0 / math.sqrt(lay.m_sizes[0] * 2 * c))
             self.edge_gate_linear.bias.zero_()
-        self.edge_gate = Gate(lay.row_degree)
         self.conv_2 = SO2Linear(h, c, l_max=l_max, m_max=m_max, bias=True)
         # per-atom feed-forward
         self.norm_2 = EquivariantRMSNorm(l_max, c)
@@ -368,19 +377,49 @@ class SO2Block(nn.Module):
         self.ffn_2 = SO3Linear(h, c, l_max=l_max, bias=True)
 
     def edge_messages(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor) -> Tensor:
-        r"""Per-edge messages :math:`a_{uv} D_{uv}^\top \Phi_2(\ldots)` before aggregation, ``[E, (l_max+1)**2, C]``."""
-        lay = self.layout
-        n_edges = edge_index.shape[1]
-        pair = torch.cat((x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1])), dim=-1)
-        z = to_edge_frame(pair, wigner)  # [E, K, 2C]
-        rad = self.radial(edge_scalars).reshape(n_edges, lay.n_shared, 2 * self.channels)
-        n0 = lay.m_sizes[0]
-        z_m0 = z.split([n0, lay.n_rows - n0], dim=1)[0] * rad.split([n0, lay.n_shared - n0], dim=1)[0]
-        gates = self.edge_gate_linear(z_m0.reshape(n_edges, n0 * 2 * self.channels))
-        y = self.conv_1(z, rad)
-        y = self.edge_gate(y, gates.reshape(n_edges, lay.l_max, self.hidden_channels))
-        y = self.conv_2(y) * edge_weight[:, None, None]
-        return from_edge_frame(y, wigner)
+        r"""Per-edge messages :math:`a_{uv} D_{uv}^\top \Phi_2(\ldots)` before aggregation, ``[E, (l_max+1)**2, C]``.
+
+        Steps: rotate the source and target features into the edge frame (:meth:`_edge_frame_pair`),
+        modulate them by the radial MLP, :math:`\Phi_1` and the gate order block by order block
+        (:meth:`_conv_gate`), :math:`\Phi_2`, weight by :math:`a_{uv}` and rotate back. The order blocks
+        stay separate tensors between the two SO(2) maps (no re-assembly of the rows in between).
+        """
+        c2 = self.conv_2
+        z0, pairs = self._conv_gate(self._edge_frame_pair(x, edge_index, wigner), edge_scalars)
+        y0 = so2_linear_m0(z0, c2.weight_m0, c2.bias_m0)
+        ys = [so2_linear_pair(zp, zn, w) for (zp, zn), w in zip(pairs, c2.weights_m)]
+        return from_edge_frame(join_m_blocks(y0, ys) * edge_weight[:, None, None], wigner)
+
+    @staticmethod
+    def _edge_frame_pair(x: Tensor, edge_index: Tensor, wigner: Tensor) -> Tensor:
+        r""":math:`D_{uv}[x_u \,\|\, x_v]`, ``[E, K, 2C]``: each side is rotated before the channels are
+        concatenated, so the backward of each gather adds a contiguous gradient (a channel slice of a
+        concatenation is strided, and ``index_add_`` is many times slower on it)."""
+        src = to_edge_frame(x.index_select(0, edge_index[0]), wigner)
+        dst = to_edge_frame(x.index_select(0, edge_index[1]), wigner)
+        return torch.cat((src, dst), dim=-1)
+
+    def _conv_gate(self, z: Tensor, edge_scalars: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot z))` per order block (:func:`~nnip_scaling.nn.so2.m_blocks`).
+
+        The gates :math:`\sigma(g_{l})` of degree ``l >= 1`` come from the modulated ``m = 0`` rows and
+        multiply every row of degree ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
+        """
+        lay, n_edges, h = self.layout, z.shape[0], self.hidden_channels
+        rho = self.radial(edge_scalars).view(n_edges, lay.n_shared, z.shape[2]).split(list(lay.m_sizes), dim=1)
+        z0, pairs = m_blocks(z, lay)
+        z0 = z0 * rho[0]
+        pairs = [(zp * r, zn * r) for (zp, zn), r in zip(pairs, rho[1:])]
+        gates = torch.sigmoid(self.edge_gate_linear(z0.reshape(n_edges, z0.shape[1] * z0.shape[2]))).view(n_edges, lay.l_max, h)
+        c1 = self.conv_1
+        y0 = so2_linear_m0(z0, c1.weight_m0, c1.bias_m0)
+        y0 = torch.cat((nn.functional.silu(y0[:, :1]), y0[:, 1:] * gates), dim=1)
+        gated = []
+        for m, ((zp, zn), w) in enumerate(zip(pairs, c1.weights_m), start=1):
+            yp, yn = so2_linear_pair(zp, zn, w)
+            g = gates[:, m - 1 :]  # degrees m..l_max
+            gated.append((yp * g, yn * g))
+        return y0, gated
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor) -> Tensor:
         require_edges("SO2Block", edge_index=edge_index, wigner=wigner)
