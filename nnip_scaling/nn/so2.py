@@ -248,10 +248,11 @@ def so2_linear_pair(x_pos: Tensor, x_neg: Tensor, weight_m: Tensor) -> tuple[Ten
     """
     n_edges, n, c_in = x_pos.shape
     half = weight_m.shape[1] // 2
-    z_pos = x_pos.reshape(n_edges, n * c_in) @ weight_m  # [h+ W1 | h+ W2]
-    z_neg = x_neg.reshape(n_edges, n * c_in) @ weight_m  # [h- W1 | h- W2]
-    y_pos = z_pos[:, :half] - z_neg[:, half:]
-    y_neg = z_pos[:, half:] + z_neg[:, :half]
+    # split, not slicing: its backward is one concatenation instead of a zero-filled buffer per slice
+    pos_1, pos_2 = (x_pos.reshape(n_edges, n * c_in) @ weight_m).split(half, dim=1)  # h+ W1, h+ W2
+    neg_1, neg_2 = (x_neg.reshape(n_edges, n * c_in) @ weight_m).split(half, dim=1)  # h- W1, h- W2
+    y_pos = pos_1 - neg_2
+    y_neg = pos_2 + neg_1
     c_out = half // n
     return y_pos.view(n_edges, n, c_out), y_neg.view(n_edges, n, c_out)
 

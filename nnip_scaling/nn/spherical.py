@@ -413,7 +413,8 @@ class SO2Block(nn.Module):
         gates = torch.sigmoid(self.edge_gate_linear(z0.reshape(n_edges, z0.shape[1] * z0.shape[2]))).view(n_edges, lay.l_max, h)
         c1 = self.conv_1
         y0 = so2_linear_m0(z0, c1.weight_m0, c1.bias_m0)
-        y0 = torch.cat((nn.functional.silu(y0[:, :1]), y0[:, 1:] * gates), dim=1)
+        scalar, rest = y0.split([1, lay.l_max], dim=1)
+        y0 = torch.cat((nn.functional.silu(scalar), rest * gates), dim=1)
         gated = []
         for m, ((zp, zn), w) in enumerate(zip(pairs, c1.weights_m), start=1):
             yp, yn = so2_linear_pair(zp, zn, w)
