@@ -220,6 +220,9 @@ class SphericalForceHead(nn.Module):
         ``state.features [n_atoms, (l_max+1)**2, C] -> [n_atoms, 3]``.
     """
 
+    #: μP (nnip_scaling.train.mup): a readout, ``F = x_{l=1} @ w``, fan-in = the channels.
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": (0,)}
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(channels) / channels)

@@ -46,6 +46,8 @@ Parameters per block: :math:`7w^2 + wE^2 + (E + R + 5)\,w`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -192,6 +194,9 @@ class VectorChannelInit(nn.Module):
     Shapes:
         ``edge_index [2, n_edges], edge_vec [n_edges, 3]``, ``n_atoms`` -> ``[n_atoms, 3, E]``.
     """
+
+    #: μP (nnip_scaling.train.mup): ``weight [E]`` scales each channel (no fan-in).
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": ()}
 
     def __init__(self, vector_channels: int, *, n_radial: int = 128, cutoff: float = 6.0) -> None:
         super().__init__()

@@ -7,6 +7,9 @@ the width), so its entries are initialised :math:`\mathcal N(0, 1)`: every coord
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -26,6 +29,9 @@ class AtomEmbedding(nn.Module):
     Raises:
         ValueError: atomic numbers outside ``1..max_z`` (in ``forward``).
     """
+
+    #: μP (nnip_scaling.train.mup): the input is one-hot over elements, no fan-in grows with the width.
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": ()}
 
     def __init__(self, max_z: int, dim: int) -> None:
         super().__init__()

@@ -35,7 +35,8 @@ Equivariant GNNs* (eSCN); Fu et al. (2025), *Learning Smooth and Expressive Inte
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -108,6 +109,9 @@ class SO2Linear(nn.Module):
         ``[E, K, C_in] -> [E, K, C_out]`` (m-major edge-frame layout, ``K = layout.n_rows``).
     """
 
+    #: μP (nnip_scaling.train.mup): ``y = x @ W``, so the fan-in is dim 0 of every weight.
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight_m0": (0,), "weights_m.*": (0,), "bias_m0": ()}
+
     def __init__(self, in_channels: int, out_channels: int, *, l_max: int, m_max: int, bias: bool = True) -> None:
         super().__init__()
         self.in_channels = _positive_int("in_channels", in_channels)
@@ -142,6 +146,9 @@ class SO3Linear(nn.Module):
         ``[N, (l_max+1)**2, C_in] -> [N, (l_max+1)**2, C_out]``.
     """
 
+    #: μP (nnip_scaling.train.mup): ``weight [l_max+1, C_in, C_out]``, fan-in dim 1.
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": (1,), "bias": ()}
+
     def __init__(self, in_channels: int, out_channels: int, *, l_max: int, bias: bool = True) -> None:
         super().__init__()
         self.in_channels = _positive_int("in_channels", in_channels)
@@ -175,6 +182,9 @@ class EquivariantRMSNorm(nn.Module):
     Shapes:
         ``[N, (l_max+1)**2, C] -> [N, (l_max+1)**2, C]``.
     """
+
+    #: μP (nnip_scaling.train.mup): gains and bias act per channel (no fan-in).
+    mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": (), "bias": ()}
 
     def __init__(self, l_max: int, channels: int, *, eps: float = 1e-5) -> None:
         super().__init__()

@@ -24,7 +24,8 @@ flops_measured  the counted FLOPs of one training step (forward + backward of th
 energy_loss,    the two terms of eq. (1) on the validation set (they add up to ``loss``)
 force_loss
 train_loss      the objective on the last training batch (before the step)
-lr              the learning rate used (after μP transfer)
+lr              :math:`\eta^* w_\text{base}/w`: the rate of every parameter under ``lr_rule="global"``,
+                of the hidden (matrix-like) weights under ``lr_rule="mup"``
 ==============  ======================================================================================
 
 Data: by default a **single epoch** (paper section 3.1): the training molecules are visited once in a
@@ -34,8 +35,14 @@ a fresh order; ``augment=True`` then applies an independent Haar-random rotation
 every batch (section 4.5). Energies and forces are normalised by a
 :class:`~nnip_scaling.data.Normaliser` fitted on the training set (appendix D) unless one is given.
 
-Learning rate: ``lr`` is used as is, or, with ``base_width``, transferred by μP from the base width,
-:math:`\eta(w) = \eta^* w_\text{base} / w` (section 3.3, :func:`~nnip_scaling.models.mup_learning_rate`).
+Learning rate: ``lr`` is used as is for every parameter, or, with ``base_width``, it is :math:`\eta^*` tuned
+at the base width and transferred to the model's width by ``lr_rule`` (:mod:`nnip_scaling.train.mup`):
+``"mup"`` (default) gives each parameter its own rate, :math:`\eta^*\,\text{fan\_in}(w_\text{base})/
+\text{fan\_in}(w)` for weights whose fan-in grows with the width and :math:`\eta^*` for embeddings, biases,
+gains and width-independent parts (μP for Adam, Tensor Programs V table 3); ``"global"`` is the paper's
+rule :math:`\eta(w) = \eta^* w_\text{base} / w` for every parameter (section 3.3,
+:func:`~nnip_scaling.models.mup_learning_rate`), kept to reproduce the paper's setting
+(docs/training.md, "μP", shows why wider models lose under it).
 
 Checkpoints (``out_dir``): written atomically at every evaluation (and at the end), loaded with
 ``torch.load(weights_only=True)``; see :mod:`nnip_scaling.train.checkpoint`. With ``resume=True`` a run
@@ -78,6 +85,7 @@ from nnip_scaling.scaling.runs import RunLog, format_number
 from nnip_scaling.train.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
 from nnip_scaling.train.distributed import DistInfo, dist_info
 from nnip_scaling.train.loss import check_weights, loss_terms
+from nnip_scaling.train.mup import LR_RULES, parameter_groups
 from nnip_scaling.train.symmetry import symmetry_terms
 
 __all__ = [
@@ -158,7 +166,10 @@ class TrainConfig:
         epochs: most passes over the training data (1: single-epoch streaming, the paper's regime).
         batch_size: molecules per optimiser step (the global batch under DDP); paper: 64 (128 for EGNN).
         lr: learning rate, or :math:`\\eta^*` at ``base_width`` when that is given (paper: 1e-3).
-        base_width: width at which ``lr`` was tuned; enables μP transfer ``lr * base_width / width``.
+        base_width: width at which ``lr`` was tuned; enables the transfer of ``lr`` to other widths.
+        lr_rule: how ``lr`` transfers from ``base_width``: ``"mup"`` (per-parameter μP rates,
+            :mod:`nnip_scaling.train.mup`) or ``"global"`` (the paper's ``lr * base_width / width`` for every
+            parameter). Without ``base_width`` both give ``lr`` to every parameter.
         betas: AdamW :math:`(\\beta_1, \\beta_2)`.
         weight_decay: decoupled weight decay.
         warmup_steps: linear learning-rate warm-up of the schedule-free optimiser.
@@ -180,6 +191,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     base_width: int | None = None
+    lr_rule: str = "mup"
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_steps: int = 0
@@ -208,6 +220,8 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_float("lr", self.lr, low=0.0)
         _check_int("base_width", self.base_width, minimum=1, allow_none=True)
+        if self.lr_rule not in LR_RULES:
+            raise ValueError(f"lr_rule must be one of {list(LR_RULES)}, got {self.lr_rule!r}")
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         if not (isinstance(betas, tuple) and len(betas) == 2
                 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
@@ -236,10 +250,15 @@ class TrainConfig:
                 object.__setattr__(self, name, float(v))
 
     def learning_rate(self, width: int) -> float:
-        """The learning rate for a model of ``width`` (μP transfer when ``base_width`` is set)."""
+        """Learning rate :math:`\\eta^* w_\\text{base}/w` for a model of ``width`` (``lr`` without ``base_width``): every
+        parameter's rate under ``lr_rule="global"``, the hidden weights' under ``"mup"``."""
         if self.base_width is None:
             return self.lr
         return mup_learning_rate(self.lr, self.base_width, width)
+
+    def param_groups(self, model: Potential) -> list[dict[str, Any]]:
+        """Optimiser parameter groups of ``model`` with their learning rates (:func:`~nnip_scaling.train.mup.parameter_groups`)."""
+        return parameter_groups(model, self.lr, lr_rule=self.lr_rule, base_width=self.base_width)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (lists for tuples), for checkpoints and TOML round trips."""
@@ -311,7 +330,8 @@ class TrainResult:
         run_id, kind, width, depth, n_params: the run and its model.
         kappa: forward FLOPs per parameter per atom used for ``flops`` (eq. 3).
         flops_per_atom_measured: counted FLOPs of one training step per atom.
-        lr: learning rate used.
+        lr: :math:`\\eta^* w_\\text{base}/w` (see ``TrainConfig.learning_rate``).
+        lr_groups: ``(role, learning rate, parameters)`` of each optimiser group (:mod:`nnip_scaling.train.mup`).
         steps, tokens, epoch, hours: progress at the end.
         stop_reason: ``"tokens"``, ``"steps"``, ``"minutes"`` or ``"data"`` (the epochs ran out).
         rows: the learning curve (all rows, including those from before a resume).
@@ -336,6 +356,7 @@ class TrainResult:
     timings: PhaseTimes = field(default_factory=PhaseTimes)
     log_path: Path | None = None
     checkpoint_path: Path | None = None
+    lr_groups: tuple[tuple[str, float, int], ...] = ()
 
     @property
     def final_loss(self) -> float:
@@ -486,6 +507,7 @@ def _make_config(config: TrainConfig | None, options: Mapping[str, Any]) -> Trai
 
 
 def _compatible(saved: Mapping[str, Any], cfg: TrainConfig, path: Path) -> None:
+    saved = {"lr_rule": "global", **saved}  # checkpoints from before lr_rule existed used the global rule
     now = cfg.as_dict()
     diff = sorted(k for k in now if k not in TrainConfig.BUDGET_FIELDS and saved.get(k) != now[k])
     if diff:
@@ -638,7 +660,9 @@ def train(
     elif normaliser is None:
         normaliser = Normaliser.fit(train_data)
     lr = cfg.learning_rate(mcfg.width)
-    optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=lr, betas=cfg.betas,
+    groups = cfg.param_groups(model)
+    lr_groups = tuple((g["role"], g["lr"], sum(p.numel() for p in g["params"])) for g in groups)
+    optimizer = schedulefree.AdamWScheduleFree(groups, lr=lr, betas=cfg.betas,
                                                weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
     prog = _Progress()
     rows: list[EvalRow] = []
@@ -857,6 +881,7 @@ def train(
         flops_per_atom_measured=fpa_measured, lr=lr, steps=prog.step, tokens=prog.tokens,
         epoch=prog.epoch + prog.batch_in_epoch / n_batches, hours=elapsed_hours(), stop_reason=stop,
         rows=tuple(rows), timings=PhaseTimes(**times), log_path=log_path, checkpoint_path=ckpt_path,
+        lr_groups=lr_groups,
     )
 
 
