@@ -16,7 +16,11 @@ slowly) or grow (blowing up) does not transfer learning rates.
 
 The optimiser is plain Adam (the optimiser of table 3) with the groups of
 :func:`~nnip_scaling.train.mup.parameter_groups`; the loss is eq. (1) (:func:`~nnip_scaling.train.loss_terms`)
-on one fixed batch, so the check is deterministic for a given seed.
+on one fixed batch, so the check is deterministic for given seeds. Use a small ``lr`` (the default
+test uses :math:`10^{-4}`): the changes are then first order in the step, :math:`\Delta h \approx J\,
+\Delta\theta`, which is what μP's width scaling is about; with large steps a few-step trajectory is
+dominated by Adam's sign-like first updates overshooting, which varies wildly between seeds at small
+widths.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def _record(model: nn.Module, names: Sequence[str], graph: object) -> dict[str, 
     hooks = []
     for name in names:
         def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
-            ts = _tensors(out)
+            ts = [t for t in _tensors(out) if t.is_floating_point()]
             for i, t in enumerate(ts):
                 outputs[name if len(ts) == 1 else f"{name}[{i}]"] = t.detach().clone()
         hooks.append(model.get_submodule(name).register_forward_hook(hook))
@@ -111,8 +115,9 @@ def _rms(t: Tensor) -> float:
 
 
 def coordinate_check(build: Callable[[int], nn.Module], widths: Sequence[int], graph: object, *,
-                     base_width: int, lr: float, lr_rule: str = "mup", steps: int = 3, seed: int = 0,
-                     energy_weight: float = 1.0, force_weight: float = 1.0) -> CoordinateCheck:
+                     base_width: int, lr: float, lr_rule: str = "mup", steps: int = 2,
+                     seeds: Sequence[int] = (0, 1, 2, 3), energy_weight: float = 1.0,
+                     force_weight: float = 1.0) -> CoordinateCheck:
     r"""Train a model at each width for ``steps`` Adam steps on ``graph`` and measure each block's output change.
 
     Args:
@@ -124,7 +129,9 @@ def coordinate_check(build: Callable[[int], nn.Module], widths: Sequence[int], g
         lr: :math:`\eta^*`.
         lr_rule: ``"mup"`` or ``"global"``.
         steps: Adam steps.
-        seed: model seed.
+        seeds: model seeds; the RMS is pooled over them (root of the mean square over seeds and
+            coordinates), as the width-independence is a statement about the distribution over
+            initialisations: one small model's change fluctuates by a factor of a few between seeds.
         energy_weight, force_weight: eq. (1) weights.
 
     Returns:
@@ -136,23 +143,29 @@ def coordinate_check(build: Callable[[int], nn.Module], widths: Sequence[int], g
     delta: dict[str, list[float]] = {}
     init: dict[str, list[float]] = {}
     for w in widths:
-        torch.manual_seed(seed)
-        model = build(int(w))
-        names = watched_modules(model)
-        before = _record(model, names, graph)
-        opt = torch.optim.Adam(parameter_groups(model, lr, lr_rule=lr_rule, base_width=base_width), lr=lr)
-        model.train()
-        for _ in range(steps):
-            out = model(graph)
-            loss = loss_terms(out.energy, out.forces, graph, energy_weight=energy_weight,
-                              force_weight=force_weight).total.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        after = _record(model, names, graph)
-        for name, t0 in before.items():
-            delta.setdefault(name, []).append(_rms(after[name] - t0))
-            init.setdefault(name, []).append(_rms(t0))
-    modules = tuple(delta)
+        sq_delta: dict[str, float] = {}
+        sq_init: dict[str, float] = {}
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = build(int(w))
+            names = watched_modules(model)
+            before = _record(model, names, graph)
+            opt = torch.optim.Adam(parameter_groups(model, lr, lr_rule=lr_rule, base_width=base_width), lr=lr)
+            model.train()
+            for _ in range(steps):
+                out = model(graph)
+                loss = loss_terms(out.energy, out.forces, graph, energy_weight=energy_weight,
+                                  force_weight=force_weight).total.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            after = _record(model, names, graph)
+            for name, t0 in before.items():
+                sq_delta[name] = sq_delta.get(name, 0.0) + _rms(after[name] - t0) ** 2 / len(seeds)
+                sq_init[name] = sq_init.get(name, 0.0) + _rms(t0) ** 2 / len(seeds)
+        for name in sq_delta:
+            delta.setdefault(name, []).append(sq_delta[name] ** 0.5)
+            init.setdefault(name, []).append(sq_init[name] ** 0.5)
+    modules = tuple(n for n, d in delta.items() if any(d))  # outputs that no parameter moves (geometry) dropped
     return CoordinateCheck(tuple(int(w) for w in widths), modules, {k: tuple(v) for k, v in delta.items()},
                            {k: tuple(v) for k, v in init.items()}, lr_rule)
