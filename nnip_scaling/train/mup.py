@@ -35,7 +35,8 @@ How the fan-in is found (no per-family names): the model is rebuilt on the ``met
 at the base width and at :math:`4 w_0`; the dimensions of a parameter whose size changes with the width
 are its *width dimensions* (as the ``mup`` package's base shapes). Which dimensions are the fan-in is a
 property of the layer: ``nn.Linear`` (``weight [out, in]``: dim 1; bias: none), ``nn.Embedding``,
-``nn.LayerNorm`` and ``nn.RMSNorm`` (none) are known; any other layer with width-dependent parameters declares it with a class attribute
+``nn.LayerNorm`` and ``nn.RMSNorm`` (none) are known; any other layer with width-dependent parameters
+declares it with a class attribute
 
 .. code-block:: python
 
