@@ -4,7 +4,9 @@
 * ``fig3_frontiers.png``: per family, every evaluation, the frontier and its fit (top FLOPs, bottom hours);
 * ``fig5_sum_law.png``: per family, loss against data size for each model size (top) and against model
   size at a few data sizes (bottom), each with the sum law evaluated at the same (N, D): every curve
-  passes through the points it describes when the law fits them.
+  passes through the points it describes when the law fits them. A panel whose exponent failed a sanity
+  gate has a red title: a law with :math:`\alpha` at a bound is flat (or a step) in N by construction,
+  and cannot pass through points in which wider models lose.
 
 Log axes are labelled at 1-2-5 steps (or at plain linear steps when they span less than a factor 3), so
 values can be read off.
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_figures", "log_axes"]
+__all__ = ["write_figures", "sum_law_figure", "log_axes"]
 
 _COLOURS = {"unconstrained": "C0", "cartesian": "C1", "directional": "C2", "spherical": "C3"}
 _DPI = 100
@@ -127,7 +129,16 @@ def _slices(D: np.ndarray, N: np.ndarray, k: int = 4) -> list[float]:
     return picks
 
 
-def _fig5(out: Path, fits: Mapping[str, Any]) -> Path | None:
+def _title(ax: Any, fit: Any, symbol: str, text: str) -> None:
+    """A panel title; in red, with "(gate failed)", when a sanity gate invalidates ``symbol``."""
+    failed = fit.failures(symbol)
+    ax.set_title(text + (" (gate failed)" if failed else ""), fontsize="medium", color="C3" if failed else "k")
+
+
+def sum_law_figure(fits: Mapping[str, Any]) -> Any:
+    """Figure 5 as a matplotlib ``Figure`` (None when no family has a sum-law fit): per family, loss vs D per
+    model size (top row) and loss vs N at up to four data sizes logged by every size (bottom row), points
+    and the sum law at the same (N, D) in the same colour."""
     from nnip_scaling.scaling.plot import _colours
 
     with_sum = [f for f in fits.values() if f.sum_law is not None]
@@ -145,7 +156,7 @@ def _fig5(out: Path, fits: Mapping[str, Any]) -> Path | None:
             ds = np.geomspace(D[m].min(), D[m].max(), 100)
             ax.plot(ds, law.predict(n, ds), color=col, lw=1.2, label=f"N = {_label(n)}")
         ax.set_xlabel("D (atoms seen)")
-        ax.set_title(f"{f.label}: β = {law.beta:.3f}", fontsize="medium")
+        _title(ax, f, "beta", f"{f.label}: β = {law.beta:.3f}")
         ax = axes[1, j]
         slices = _slices(D, N)
         for d, col in zip(slices, _colours(len(slices))):
@@ -155,12 +166,19 @@ def _fig5(out: Path, fits: Mapping[str, Any]) -> Path | None:
             ns = np.geomspace(sizes.min(), sizes.max(), 100)
             ax.plot(ns, law.predict(ns, d), color=col, lw=1.2, label=f"D = {_label(d)}")
         ax.set_xlabel("N (parameters)")
-        ax.set_title(f"{f.label}: α = {law.alpha:.3f}", fontsize="medium")
+        _title(ax, f, "alpha", f"{f.label}: α = {law.alpha:.3f}")
         for ax in axes[:, j]:
             ax.set_ylabel("validation loss")
             log_axes(ax)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
+    return fig
+
+
+def _fig5(out: Path, fits: Mapping[str, Any]) -> Path | None:
+    fig = sum_law_figure(fits)
+    if fig is None:
+        return None
     p = out / "fig5_sum_law.png"
     fig.savefig(p, dpi=_DPI)
     return p

@@ -96,14 +96,18 @@ class _Footnotes:
         return f" (!{','.join(marks)})" if marks else ""
 
     def lines(self) -> list[str]:
+        """``- family: (!k) what failed; ...`` per family, then each distinct fix once, with its families."""
         out: list[str] = []
-        families = list(dict.fromkeys(fam for fam, _ in self.items))
-        for fam in families:
+        for fam in dict.fromkeys(fam for fam, _ in self.items):
             marks = [(i, g) for i, (f, g) in enumerate(self.items, 1) if f == fam]
-            out.append(f"{fam}: " + "; ".join(f"(!{i}) {g.message.rstrip('.')}" for i, g in marks) + ".")
-            advice = list(dict.fromkeys(g.advice for _, g in marks if g.advice))
-            if advice:
-                out.append(f"  likely cause and what to change: {' '.join(advice)}")
+            out.append(f"- {fam}: " + "; ".join(f"(!{i}) {g.message.rstrip('.')}" for i, g in marks) + ".")
+        fixes: dict[str, list[str]] = {}
+        for fam, g in self.items:
+            if g.advice and fam not in fixes.setdefault(g.advice, []):
+                fixes[g.advice].append(fam)
+        if fixes:
+            out += ["", "Likely causes and what to change:", ""]
+            out += [f"- {', '.join(fams)}: {advice}" for advice, fams in fixes.items()]
         return out
 
 
@@ -148,8 +152,7 @@ def exponent_table(fits: Sequence[Any], runs: Any) -> list[str]:
         lines.append("| " + " | ".join(c[k] for k in EXPONENT_COLUMNS) + " |")
     foot = notes.lines()
     if foot:
-        lines += ["", "FAILED sanity gates: numbers marked (!k) are not measurements.", ""]
-        lines += [f"- {f}" if not f.startswith("  ") else f"  {f.strip()}" for f in foot]
+        lines += ["", "FAILED sanity gates: numbers marked (!k) are not measurements.", ""] + foot
     return lines
 
 
