@@ -8,12 +8,18 @@ Example::
     atoms.calc = Calculator(model, normaliser=normaliser)    # model(graph) -> out.energy, out.forces
     VelocityVerlet(atoms, timestep=0.5 * ase.units.fs).run(100)
 
+The calculator warns (:class:`~nnip_scaling.models.smoothness.DiscontinuousEnergyWarning`) when the
+model it wraps cannot conserve energy in dynamics: direct forces, the paper's mean aggregation, or a
+neighbour cap that can bind for the system at hand; each warning names the option that fixes it
+(:func:`~nnip_scaling.models.smoothness.discontinuities`, docs/models/smoothness.md).
+
 Importing this module needs ASE (``pip install 'nnip_scaling[data]'``); the rest of the package never
 imports it.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -21,6 +27,8 @@ import torch
 
 from nnip_scaling.data.reference import Normaliser
 from nnip_scaling.graph import AtomicGraph
+from nnip_scaling.models.config import ModelConfig
+from nnip_scaling.models.smoothness import Discontinuity, DiscontinuousEnergyWarning, discontinuities
 
 try:
     from ase.calculators.calculator import Calculator as _AseCalculator
@@ -42,6 +50,14 @@ class Calculator(_AseCalculator):
 
     The model is used as it is (call ``model.eval()`` first if it has dropout or similar); gradients
     stay enabled so that models computing forces as :math:`-\partial E/\partial x` work.
+
+    Warnings: if the model has a ``config`` (every :func:`~nnip_scaling.models.build_model` model), a
+    :class:`~nnip_scaling.models.smoothness.DiscontinuousEnergyWarning` is issued once per offending
+    option: at construction for ``forces="direct"`` and ``aggregation="mean"``, and at the first
+    calculation on a system where a neighbour cap (the model's ``max_neighbors`` or
+    ``quadruplet_max_neighbors``, or this calculator's ``max_neighbors``) can bind, i.e. has fewer
+    than ``n_atoms - 1`` slots. Silence them with :func:`warnings.filterwarnings` if intended (e.g.
+    geometry relaxations, where conservation does not matter).
 
     Args:
         model: a ``torch.nn.Module`` (or any callable) with the interface above.
@@ -88,6 +104,32 @@ class Calculator(_AseCalculator):
         self.max_neighbors = max_neighbors
         self.dtype = dtype
         self.device = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
+        self._warned: set[str] = set()
+        self._warn([d for d in self._discontinuities(None) if d.option in ("forces", "aggregation")])
+
+    def _discontinuities(self, n_atoms: int | None) -> list[Discontinuity]:
+        """What breaks energy conservation for a system of ``n_atoms`` (``None``: structural options only)."""
+        config = getattr(self.model, "config", None)
+        found = list(discontinuities(config, n_atoms=n_atoms)) if isinstance(config, ModelConfig) else []
+        if n_atoms is None:
+            return [d for d in found if d.option in ("forces", "aggregation")]
+        if self.max_neighbors is not None and n_atoms - 1 > self.max_neighbors:
+            found.append(Discontinuity(
+                "Calculator(max_neighbors=...)", self.max_neighbors,
+                "the calculator's neighbour cap can bind and makes the energy jump when two neighbours swap rank",
+                "max_neighbors=None"))
+        return found
+
+    def _warn(self, found: list[Discontinuity]) -> None:
+        for d in found:
+            if d.option in self._warned:
+                continue
+            self._warned.add(d.option)
+            warnings.warn(
+                f"nnip_scaling.ase.Calculator: the model's energy is not conserved in dynamics: {d}",
+                DiscontinuousEnergyWarning,
+                stacklevel=3,
+            )
 
     def calculate(self, atoms: Any = None, properties: Any = ("energy",), system_changes: Any = all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -95,6 +137,7 @@ class Calculator(_AseCalculator):
         if np.any(atoms.pbc):
             raise ValueError("atoms: periodic systems are not supported (pbc must be all False)")
         n = len(atoms)
+        self._warn(self._discontinuities(n))
         graph = AtomicGraph.from_arrays(
             torch.as_tensor(np.asarray(atoms.positions), dtype=self.dtype),
             torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.int64),

@@ -60,7 +60,7 @@ def build_model(
     depth: int,
     *,
     cutoff: float = 6.0,
-    max_neighbors: int | None = 30,
+    max_neighbors: int | None | str = "auto",
     max_z: int = 100,
     forces: str = "direct",
     dtype: Any = None,
@@ -74,12 +74,18 @@ def build_model(
         width: scalar width :math:`w` (``"spherical"``: channels :math:`C` per :math:`(\ell, m)`), >= 1.
         depth: number of message-passing blocks, >= 1.
         cutoff: radius (Å) of the graph built when the input graph has none (paper appendix D: 6 Å).
-        max_neighbors: neighbour cap of that graph (paper: 30).
+        max_neighbors: neighbour cap of that graph (paper: 30); ``None``: no cap. ``"auto"``
+            (default): 30 with ``forces="direct"``, ``None`` with ``forces="conservative"``.
         max_z: largest atomic number accepted (1..118).
         forces: ``"direct"`` (force head, the paper's setting) or ``"conservative"`` (:math:`-\nabla E`).
+            Conservative models are built **smooth** by default (no neighbour caps, a smooth
+            ``aggregation``, every cutoff enveloped), so that molecular dynamics conserves energy;
+            direct ones in the paper's form (docs/models/smoothness.md).
         dtype: parameter dtype (``torch.float64``, ``"float64"``, ...) or ``None`` for torch's default.
-        **family_options: the family's own options (e.g. ``vector_channels`` for ``"cartesian"``); see
-            the family's config class.
+        **family_options: the family's own options (e.g. ``vector_channels`` for ``"cartesian"``,
+            ``aggregation="mean" | "soft_mean" | "sum"`` for ``"unconstrained"``, ``"cartesian"`` and
+            ``"spherical"``, ``quadruplet_max_neighbors`` for ``"directional"``); see the family's config
+            class.
 
     Returns:
         a :class:`~nnip_scaling.models.base.Potential`; ``model.config`` is the family config, and

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models.base import Potential
-from nnip_scaling.models.config import ModelConfig, check_positive_int
+from nnip_scaling.models.config import AggregatingConfig, ModelConfig, check_positive_int
 from nnip_scaling.nn.cartesian import CartesianVectorBlock, VectorChannelInit, default_vector_channels
 from nnip_scaling.nn.embedding import AtomEmbedding
 from nnip_scaling.nn.heads import EnergyHead, VectorForceHead
@@ -34,8 +34,10 @@ __all__ = ["CartesianConfig", "CartesianModel", "CartesianRepresentation", "Cart
 
 
 @dataclass(frozen=True, kw_only=True)
-class CartesianConfig(ModelConfig):
-    """Config of MC-EGNN.
+class CartesianConfig(AggregatingConfig):
+    """Config of MC-EGNN (with the ``aggregation`` options of
+    :class:`~nnip_scaling.models.config.AggregatingConfig`: the paper's ``"mean"`` by default with direct
+    forces, ``"soft_mean"`` with conservative forces).
 
     Attributes:
         vector_channels: :math:`E` (>= 1); ``None`` means :math:`\\lfloor\\sqrt{w}\\rfloor`.
@@ -73,11 +75,22 @@ class CartesianRepresentation(nn.Module):
         ``h0 [n_atoms, w]`` -> ``CartesianState(scalars [n_atoms, w], vectors [n_atoms, 3, E])``.
     """
 
-    def __init__(self, width: int, depth: int, *, vector_channels: int, n_radial: int, cutoff: float) -> None:
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        *,
+        vector_channels: int,
+        n_radial: int,
+        cutoff: float,
+        aggregation: str = "mean",
+        avg_num_neighbors: float = 16.0,
+    ) -> None:
         super().__init__()
-        self.init_vectors = VectorChannelInit(vector_channels, n_radial=n_radial, cutoff=cutoff)
+        agg = dict(aggregation=aggregation, avg_num_neighbors=avg_num_neighbors)
+        self.init_vectors = VectorChannelInit(vector_channels, n_radial=n_radial, cutoff=cutoff, **agg)
         self.blocks = nn.ModuleList(
-            CartesianVectorBlock(width, vector_channels=vector_channels, n_radial=n_radial, cutoff=cutoff)
+            CartesianVectorBlock(width, vector_channels=vector_channels, n_radial=n_radial, cutoff=cutoff, **agg)
             for _ in range(depth)
         )
 
@@ -93,7 +106,8 @@ class CartesianRepresentation(nn.Module):
 class CartesianModel(Potential):
     """MC-EGNN: embedding -> vector init -> ``depth`` Cartesian-vector blocks -> energy MLP + vector force head.
 
-    Build with ``build_model("cartesian", width, depth, vector_channels=None, n_radial=128, ...)``.
+    Build with ``build_model("cartesian", width, depth, vector_channels=None, n_radial=128,
+    aggregation=None, ...)``.
     """
 
     config_class: ClassVar[type[ModelConfig]] = CartesianConfig
@@ -105,7 +119,13 @@ class CartesianModel(Potential):
             config,
             embedding=AtomEmbedding(config.max_z, w),
             representation=CartesianRepresentation(
-                w, config.depth, vector_channels=e, n_radial=config.n_radial, cutoff=config.cutoff
+                w,
+                config.depth,
+                vector_channels=e,
+                n_radial=config.n_radial,
+                cutoff=config.cutoff,
+                aggregation=config.aggregation,
+                avg_num_neighbors=config.avg_num_neighbors,
             ),
             energy_head=EnergyHead(w),
             force_head=VectorForceHead(w, e) if config.forces == "direct" else None,

@@ -25,9 +25,24 @@ from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["ModelConfig", "FORCE_MODES", "dtype_name", "resolve_dtype"]
+from nnip_scaling.nn.aggregation import check_aggregation, check_avg_num_neighbors
+
+__all__ = [
+    "AUTO",
+    "AggregatingConfig",
+    "FORCE_MODES",
+    "ModelConfig",
+    "PAPER_MAX_NEIGHBORS",
+    "dtype_name",
+    "resolve_dtype",
+]
 
 FORCE_MODES = ("direct", "conservative")
+
+#: Default of the options whose value depends on ``forces`` (resolved in ``__post_init__``).
+AUTO = "auto"
+#: The paper's neighbour cap (appendix D), the ``"auto"`` value of ``max_neighbors`` for direct forces.
+PAPER_MAX_NEIGHBORS = 30
 
 _DTYPES = {
     "float16": torch.float16,
@@ -78,7 +93,9 @@ class ModelConfig:
             ``(l, m)``), >= 1.
         depth: number of message-passing blocks, >= 1.
         cutoff: radius (Å) of the graph the model builds when a graph comes without edges, > 0.
-        max_neighbors: neighbour cap of that graph (``None``: no cap), >= 1.
+        max_neighbors: neighbour cap of that graph (``None``: no cap), >= 1. ``"auto"`` (default):
+            the paper's 30 with ``forces="direct"``, ``None`` with ``forces="conservative"`` (a cap
+            that binds makes the energy jump when two neighbours swap rank; docs/models/smoothness.md).
         max_z: largest atomic number the embedding accepts, 1..118.
         forces: ``"direct"`` (a force head) or ``"conservative"`` (:math:`F = -\\partial E/\\partial x`).
         dtype: parameter dtype name (``"float32"``, ``"float64"``, ...) or ``None`` for torch's default.
@@ -90,7 +107,7 @@ class ModelConfig:
     width: int
     depth: int
     cutoff: float = 6.0
-    max_neighbors: int | None = 30
+    max_neighbors: int | None | str = AUTO
     max_z: int = 100
     forces: str = "direct"
     dtype: str | None = None
@@ -107,16 +124,48 @@ class ModelConfig:
         if not (math.isfinite(self.cutoff) and self.cutoff > 0):
             raise ValueError(f"cutoff must be a finite positive number (Å), got {self.cutoff!r}")
         object.__setattr__(self, "cutoff", float(self.cutoff))
-        if self.max_neighbors is not None:
-            check_positive_int("max_neighbors", self.max_neighbors)
         check_positive_int("max_z", self.max_z)
         if self.max_z > 118:
             raise ValueError(f"max_z must be <= 118, got {self.max_z}")
         if self.forces not in FORCE_MODES:
             raise ValueError(f"forces must be one of {FORCE_MODES}, got {self.forces!r}")
+        if self.max_neighbors == AUTO:
+            auto = None if self.forces == "conservative" else PAPER_MAX_NEIGHBORS
+            object.__setattr__(self, "max_neighbors", auto)
+        if self.max_neighbors is not None:
+            check_positive_int("max_neighbors", self.max_neighbors)
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
 
     @property
     def torch_dtype(self) -> torch.dtype:
         """The parameter dtype (``torch.get_default_dtype()`` when ``dtype`` is ``None``)."""
         return resolve_dtype(self.dtype)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregatingConfig(ModelConfig):
+    """A :class:`ModelConfig` with a choice of neighbour aggregation (:mod:`nnip_scaling.nn.aggregation`).
+
+    Attributes:
+        aggregation: ``"mean"`` (the paper's eq. 8: :math:`1/|N(v)|`, the energy jumps when a neighbour
+            crosses the cutoff), ``"soft_mean"`` (envelope-weighted count :math:`1/(1 + \\sum_u u(r_{uv}))`,
+            smooth) or ``"sum"`` (:math:`1/\\bar n`, smooth). ``None`` (default): the family's
+            :attr:`direct_aggregation` with ``forces="direct"`` (the form the paper's study trains) and
+            its :attr:`conservative_aggregation` with ``forces="conservative"`` (a smooth form, so that
+            molecular dynamics conserves energy).
+        avg_num_neighbors: :math:`\\bar n`, the fixed normaliser of ``"sum"`` (> 0).
+    """
+
+    direct_aggregation: ClassVar[str] = "mean"
+    conservative_aggregation: ClassVar[str] = "soft_mean"
+
+    aggregation: str | None = None
+    avg_num_neighbors: float = 16.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.aggregation is None:
+            auto = self.conservative_aggregation if self.forces == "conservative" else self.direct_aggregation
+            object.__setattr__(self, "aggregation", auto)
+        check_aggregation(self.aggregation)
+        object.__setattr__(self, "avg_num_neighbors", check_avg_num_neighbors(self.avg_num_neighbors))

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models.base import Potential
-from nnip_scaling.models.config import ModelConfig, check_positive_int
+from nnip_scaling.models.config import AUTO, ModelConfig, check_positive_int
 from nnip_scaling.nn.directional import (
     Dense,
     DirectionalBasis,
@@ -55,6 +55,10 @@ from nnip_scaling.nn.embedding import AtomEmbedding
 __all__ = ["DirectionalConfig", "DirectionalIndexer", "DirectionalModel", "DirectionalRepresentation", "DirectionalState"]
 
 
+#: GemNet-OC's quadruplet-graph cap, the ``"auto"`` value of ``quadruplet_max_neighbors`` for direct forces.
+GEMNET_QUADRUPLET_MAX_NEIGHBORS = 8
+
+
 @dataclass(frozen=True, kw_only=True)
 class DirectionalConfig(ModelConfig):
     """Config of the directional family (fields = ``build_model("directional", ...)`` options).
@@ -64,7 +68,9 @@ class DirectionalConfig(ModelConfig):
             GemNet-OC runs, judging by table 6, had none).
         quadruplet_cutoff: radius (Å) of the quadruplet graph, ``<= cutoff``; ``None``: ``cutoff``.
         quadruplet_max_neighbors: neighbour cap of the quadruplet graph (ties at the cap kept);
-            ``None``: no cap. GemNet-OC's default is 8.
+            ``None``: no cap. ``"auto"`` (default): GemNet-OC's 8 with ``forces="direct"``, ``None``
+            with ``forces="conservative"`` (a cap that binds makes the energy jump when two
+            neighbours swap rank; docs/models/smoothness.md).
         num_radial: Gaussian radial functions (GemNet-OC: 128).
         num_spherical: degrees of the circular basis (GemNet-OC: 7).
         basis_dim: embedding size of the bases (GemNet-OC's ``emb_size_rbf = emb_size_cbf``: 16).
@@ -78,7 +84,7 @@ class DirectionalConfig(ModelConfig):
     kind: str = "directional"
     quadruplets: bool = True
     quadruplet_cutoff: float | None = None
-    quadruplet_max_neighbors: int | None = 8
+    quadruplet_max_neighbors: int | None | str = AUTO
     num_radial: int = 128
     num_spherical: int = 7
     basis_dim: int = 16
@@ -98,6 +104,9 @@ class DirectionalConfig(ModelConfig):
             if not (math.isfinite(qc) and 0 < qc <= self.cutoff):
                 raise ValueError(f"quadruplet_cutoff must lie in (0, cutoff={self.cutoff}] Å, got {qc!r}")
             object.__setattr__(self, "quadruplet_cutoff", float(qc))
+        if self.quadruplet_max_neighbors == AUTO:
+            auto = None if self.forces == "conservative" else GEMNET_QUADRUPLET_MAX_NEIGHBORS
+            object.__setattr__(self, "quadruplet_max_neighbors", auto)
         if self.quadruplet_max_neighbors is not None:
             check_positive_int("quadruplet_max_neighbors", self.quadruplet_max_neighbors)
         for name in ("num_radial", "num_spherical", "basis_dim", "triplet_dim", "quadruplet_dim",

@@ -14,9 +14,11 @@ embedding width of the paper is :math:`w = (l_{max}+1)^2 C`. The invariant edge 
 :math:`e_{uv} = [\mathrm{gauss}(|r_{uv}|),\ A_s[z_u],\ A_t[z_v]]` (``num_radial`` Gaussians and two
 atom-type tables of size ``edge_channels``) feed every radial MLP. The messages are multiplied by the
 smooth polynomial envelope of :math:`|r_{uv}|` and summed over :math:`\mathcal N(v)`, divided by
-``avg_num_neighbors`` (``aggregation="sum"``, the eSEN choice: the energy is a smooth function of the
-positions) or by :math:`|\mathcal N(v)|` (``aggregation="mean"``, the paper's eq. 8, whose energy jumps
-when a neighbour crosses the cutoff).
+``avg_num_neighbors`` (``aggregation="sum"``, the eSEN choice and the default for both force modes: the
+energy is a smooth function of the positions), by the envelope-weighted count
+:math:`1 + \sum_u u(r_{uv})` (``"soft_mean"``, smooth) or by :math:`|\mathcal N(v)|`
+(``aggregation="mean"``, the paper's eq. 8, whose energy jumps when a neighbour crosses the cutoff);
+:mod:`nnip_scaling.nn.aggregation`.
 
 Everything is exactly SO(3)-equivariant (energy invariant, forces equivariant to float64 rounding;
 ``tests/models/test_spherical_family.py``); the frame of each edge is fixed up to a roll about the edge
@@ -42,7 +44,8 @@ from torch import Tensor, nn
 from nnip_scaling.geometry import gaussian_basis, polynomial_envelope
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models.base import Potential
-from nnip_scaling.models.config import ModelConfig, check_positive_int
+from nnip_scaling.models.config import AggregatingConfig, ModelConfig, check_positive_int
+from nnip_scaling.nn.aggregation import edge_weights
 from nnip_scaling.nn.embedding import AtomEmbedding
 from nnip_scaling.nn.heads import EnergyHead
 from nnip_scaling.nn.so2 import edge_wigner, so2_layout
@@ -57,11 +60,8 @@ __all__ = [
     "parameter_count",
 ]
 
-AGGREGATIONS = ("sum", "mean")
-
-
 @dataclass(frozen=True, kw_only=True)
-class SphericalConfig(ModelConfig):
+class SphericalConfig(AggregatingConfig):
     r"""Config of the spherical family (fields = ``build_model("spherical", ...)`` options).
 
     Attributes:
@@ -73,7 +73,9 @@ class SphericalConfig(ModelConfig):
         edge_channels: hidden size of the radial MLPs and of the two atom-type edge tables;
             ``None`` means ``width`` (this reproduces the ``C**2`` term of table 5).
         num_radial: number of Gaussians of the distance expansion.
-        aggregation: ``"sum"`` (divided by ``avg_num_neighbors``; smooth energy) or ``"mean"`` (eq. 8).
+        aggregation: ``"sum"`` (divided by ``avg_num_neighbors``; smooth energy), ``"soft_mean"``
+            (smooth) or ``"mean"`` (eq. 8, jumps at the cutoff); ``None`` (default): ``"sum"`` for
+            both force modes (the form the study trains is already smooth).
         avg_num_neighbors: normaliser of the ``"sum"`` aggregation (> 0).
         edge_roll_seed: ``None`` (default): fixed edge frames. An int: every forward pass rolls each
             edge frame by a random angle about the edge axis, drawn from a ``torch.Generator`` seeded
@@ -81,14 +83,14 @@ class SphericalConfig(ModelConfig):
     """
 
     family: ClassVar[str] = "spherical"
+    direct_aggregation: ClassVar[str] = "sum"
+    conservative_aggregation: ClassVar[str] = "sum"
     kind: str = "spherical"
     l_max: int = 4
     m_max: int | None = None
     hidden_channels: int = 32
     edge_channels: int | None = None
     num_radial: int = 64
-    aggregation: str = "sum"
-    avg_num_neighbors: float = 16.0
     edge_roll_seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -106,13 +108,6 @@ class SphericalConfig(ModelConfig):
             object.__setattr__(self, "edge_channels", self.width)
         check_positive_int("edge_channels", self.edge_channels)
         check_positive_int("num_radial", self.num_radial)
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
-        if isinstance(self.avg_num_neighbors, bool) or not isinstance(self.avg_num_neighbors, (int, float)):
-            raise TypeError(f"avg_num_neighbors must be a number, got {type(self.avg_num_neighbors).__name__}")
-        if not (math.isfinite(self.avg_num_neighbors) and self.avg_num_neighbors > 0):
-            raise ValueError(f"avg_num_neighbors must be finite and > 0, got {self.avg_num_neighbors!r}")
-        object.__setattr__(self, "avg_num_neighbors", float(self.avg_num_neighbors))
         if self.edge_roll_seed is not None:
             if isinstance(self.edge_roll_seed, bool) or not isinstance(self.edge_roll_seed, int):
                 raise TypeError(f"edge_roll_seed must be None or an int, got {type(self.edge_roll_seed).__name__}")
@@ -190,12 +185,12 @@ class SphericalRepresentation(nn.Module):
             ),
             dim=-1,
         )
-        weight = polynomial_envelope(dist, cutoff=self.cutoff)
-        if self.aggregation == "sum":
-            weight = weight / self.avg_num_neighbors
-        else:
-            deg = torch.bincount(edge_index[1], minlength=n_atoms).clamp(min=1).to(weight.dtype)
-            weight = weight / deg.index_select(0, edge_index[1])
+        weight = edge_weights(
+            dist, edge_index[1], n_atoms,
+            aggregation=self.aggregation, cutoff=self.cutoff, avg_num_neighbors=self.avg_num_neighbors,
+        )
+        if self.aggregation == "mean":  # this family's paper form envelopes its messages too
+            weight = weight * polynomial_envelope(dist, cutoff=self.cutoff)
         roll = None
         if self.roll_generator is not None:
             roll = torch.rand(n_edges, generator=self.roll_generator, dtype=torch.float64) * (2.0 * math.pi)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models.base import Potential
-from nnip_scaling.models.config import ModelConfig
+from nnip_scaling.models.config import AggregatingConfig, ModelConfig
 from nnip_scaling.nn.embedding import AtomEmbedding
 from nnip_scaling.nn.heads import EnergyHead, MLPForceHead
 from nnip_scaling.nn.unconstrained import UnconstrainedBlock
@@ -32,8 +32,10 @@ __all__ = ["UnconstrainedConfig", "UnconstrainedModel", "UnconstrainedRepresenta
 
 
 @dataclass(frozen=True, kw_only=True)
-class UnconstrainedConfig(ModelConfig):
-    """Config of the unconstrained MPNN (no family options beyond :class:`ModelConfig`)."""
+class UnconstrainedConfig(AggregatingConfig):
+    """Config of the unconstrained MPNN: :class:`ModelConfig` plus the ``aggregation`` options of
+    :class:`~nnip_scaling.models.config.AggregatingConfig` (default: the paper's ``"mean"`` with direct
+    forces, ``"soft_mean"`` with conservative forces)."""
 
     family: ClassVar[str] = "unconstrained"
     kind: str = "unconstrained"
@@ -52,9 +54,14 @@ class UnconstrainedRepresentation(nn.Module):
         ``h0 [n_atoms, w]`` -> ``ScalarState(scalars [n_atoms, w])``.
     """
 
-    def __init__(self, width: int, depth: int, *, cutoff: float) -> None:
+    def __init__(
+        self, width: int, depth: int, *, cutoff: float, aggregation: str = "mean", avg_num_neighbors: float = 16.0
+    ) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(UnconstrainedBlock(width, cutoff=cutoff) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            UnconstrainedBlock(width, cutoff=cutoff, aggregation=aggregation, avg_num_neighbors=avg_num_neighbors)
+            for _ in range(depth)
+        )
 
     def forward(self, h0: Tensor, graph: AtomicGraph) -> ScalarState:
         assert graph.edge_index is not None and graph.edge_vec is not None
@@ -78,7 +85,13 @@ class UnconstrainedModel(Potential):
         super().__init__(
             config,
             embedding=AtomEmbedding(config.max_z, w),
-            representation=UnconstrainedRepresentation(w, config.depth, cutoff=config.cutoff),
+            representation=UnconstrainedRepresentation(
+                w,
+                config.depth,
+                cutoff=config.cutoff,
+                aggregation=config.aggregation,
+                avg_num_neighbors=config.avg_num_neighbors,
+            ),
             energy_head=EnergyHead(w),
             force_head=MLPForceHead(w) if config.forces == "direct" else None,
         )

@@ -19,7 +19,11 @@ One block computes
     h_v^{(t+1)} &= h_v^{(t)} + \phi_h\Big(h_v, \frac{1}{|\mathcal N(v)|}\sum_{u\in\mathcal N(v)} m_{u\to v}\Big)
         \qquad (8)
 
-where :math:`\|X_{uv}\|_e^2 \in \mathbb R^E` are the channel-wise squared norms (over the 3 spatial
+(the paper's mean over :math:`\mathcal N(v)`, ``aggregation="mean"``; the smooth forms ``"soft_mean"`` and
+``"sum"`` of :mod:`nnip_scaling.nn.aggregation` weight :math:`m_{u\to v}` and the coordinate update by the
+envelope :math:`u(r_{uv})` and divide by :math:`1 + \sum_u u(r_{uv})` or :math:`\bar n` instead:
+:math:`\phi_m` does not vanish at the cutoff, so the paper's form jumps there twice, through the count
+and through the message), where :math:`\|X_{uv}\|_e^2 \in \mathbb R^E` are the channel-wise squared norms (over the 3 spatial
 components), :math:`c` the cutoff, :math:`\rho(r) = \mathrm{gauss}_{R}(r)\,u(r)` an optional radial basis of
 :math:`R` Gaussians times the polynomial envelope (``n_radial``; 0 disables it),
 :math:`\phi_m = \sigma\circ L_2\circ\sigma\circ L_1` and :math:`\phi_h = L_4\circ\sigma\circ L_3` two-layer
@@ -31,7 +35,7 @@ The first layer of :math:`\phi_m` is split per input, :math:`L_1 = W_s h_u + W_t
 
 Symmetry: messages depend only on :math:`O(3)`- and translation-invariants (channel norms, distances,
 scalars), :math:`X_{uv}\Phi_x` mixes channels only (the group acts on the spatial index), and
-aggregation is a mean over neighbours: the block is :math:`E(3)`-equivariant (rotations *and*
+aggregation weights are invariant: the block is :math:`E(3)`-equivariant (rotations *and*
 reflections) and permutation-equivariant. An atom with no neighbours keeps :math:`h_v` up to
 :math:`\phi_h(h_v, 0)` and keeps its vectors.
 
@@ -53,9 +57,9 @@ import torch
 from torch import Tensor, nn
 
 from nnip_scaling.geometry import gaussian_basis, polynomial_envelope
-from nnip_scaling.nn.mlp import init_hidden_
-from nnip_scaling.ops import scatter_mean
 from nnip_scaling.nn._edges import require_edges
+from nnip_scaling.nn.aggregation import aggregate, check_aggregation, check_avg_num_neighbors
+from nnip_scaling.nn.mlp import init_hidden_
 
 __all__ = ["CartesianVectorBlock", "VectorChannelInit", "default_vector_channels", "radial_features"]
 
@@ -88,6 +92,8 @@ class CartesianVectorBlock(nn.Module):
         vector_channels: :math:`E` (>= 1); default :func:`default_vector_channels` (:math:`\lfloor\sqrt w\rfloor`).
         n_radial: Gaussians :math:`R` in the radial input :math:`\rho(\|r_{uv}\|)` (>= 0; 0: none).
         cutoff: :math:`c`, Å (> 0).
+        aggregation: ``"mean"`` (eq. 8, 12), ``"soft_mean"`` or ``"sum"`` (:mod:`nnip_scaling.nn.aggregation`).
+        avg_num_neighbors: normaliser :math:`\bar n` of ``"sum"``.
 
     Forward:
         ``h [n_atoms, w]``, ``vectors [n_atoms, 3, E]`` (the displacements :math:`D_v = X_v - x_v`),
@@ -100,7 +106,14 @@ class CartesianVectorBlock(nn.Module):
     """
 
     def __init__(
-        self, width: int, *, vector_channels: int | None = None, n_radial: int = 128, cutoff: float = 6.0
+        self,
+        width: int,
+        *,
+        vector_channels: int | None = None,
+        n_radial: int = 128,
+        cutoff: float = 6.0,
+        aggregation: str = "mean",
+        avg_num_neighbors: float = 16.0,
     ) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
@@ -114,6 +127,8 @@ class CartesianVectorBlock(nn.Module):
             raise ValueError(f"cutoff must be a finite positive number, got {cutoff!r}")
         w = width
         self.width, self.vector_channels, self.n_radial, self.cutoff = w, e, n_radial, float(cutoff)
+        self.aggregation = check_aggregation(aggregation)
+        self.avg_num_neighbors = check_avg_num_neighbors(avg_num_neighbors)
         # phi_m, first layer split per input (eq. 11), second layer
         self.lin_source = nn.Linear(w, w, bias=False)  # W_s
         self.lin_target = nn.Linear(w, w, bias=True)  # W_t, b
@@ -154,19 +169,28 @@ class CartesianVectorBlock(nn.Module):
         x_uv = edge_vec.unsqueeze(-1) + vectors[src] - vectors[dst]  # [n_edges, 3, E]
         norms = x_uv.square().sum(dim=1) / (self.cutoff * self.cutoff)  # [n_edges, E]
         a = self.lin_source(h)[src] + self.lin_target(h)[dst] + self.lin_norms(norms)
+        dist = torch.linalg.vector_norm(edge_vec, dim=-1)
         if self.lin_radial is not None:
-            dist = torch.linalg.vector_norm(edge_vec, dim=-1)
             a = a + self.lin_radial(radial_features(dist, n=self.n_radial, cutoff=self.cutoff))
         m = self.act(self.lin_message(self.act(a)))  # [n_edges, w]
         phi = self.lin_mix(self.act(self.lin_coord(m))).view(-1, e, e)  # [n_edges, E, E']
         dx = torch.bmm(x_uv, phi) / e  # [n_edges, 3, E']
-        vectors = vectors + scatter_mean(dx, dst, n)
-        agg = scatter_mean(m, dst, n)
+        vectors = vectors + self._aggregate(dx, dist, dst, n)
+        agg = self._aggregate(m, dist, dst, n)
         h = h + self.lin_update2(self.act(self.lin_update1(torch.cat([h, agg], dim=-1))))
         return h, vectors
 
+    def _aggregate(self, messages: Tensor, dist: Tensor, target: Tensor, n_atoms: int) -> Tensor:
+        return aggregate(
+            messages, dist, target, n_atoms,
+            aggregation=self.aggregation, cutoff=self.cutoff, avg_num_neighbors=self.avg_num_neighbors,
+        )
+
     def extra_repr(self) -> str:
-        return f"width={self.width}, vector_channels={self.vector_channels}, n_radial={self.n_radial}, cutoff={self.cutoff}"
+        return (
+            f"width={self.width}, vector_channels={self.vector_channels}, n_radial={self.n_radial}, "
+            f"cutoff={self.cutoff}, aggregation={self.aggregation!r}"
+        )
 
 
 class VectorChannelInit(nn.Module):
@@ -177,7 +201,8 @@ class VectorChannelInit(nn.Module):
 
     .. math::
 
-        D^{(0)}_{v,:,e} = \frac{1}{|\mathcal N(v)|}\sum_{u\in\mathcal N(v)} r_{uv}\,\psi_e(\|r_{uv}\|),
+        D^{(0)}_{v,:,e} = \frac{1}{|\mathcal N(v)|}\sum_{u\in\mathcal N(v)} r_{uv}\,\psi_e(\|r_{uv}\|)
+        \quad(\text{or a smooth aggregation}),
         \qquad \psi(r) = W_0\,\rho(r) \in \mathbb R^E,
 
     with :math:`\rho` the enveloped Gaussian basis of :class:`CartesianVectorBlock` (``n_radial``
@@ -190,6 +215,7 @@ class VectorChannelInit(nn.Module):
         vector_channels: :math:`E` (>= 1).
         n_radial: :math:`R` (>= 0).
         cutoff: :math:`c`, Å.
+        aggregation, avg_num_neighbors: as in :class:`CartesianVectorBlock`.
 
     Shapes:
         ``edge_index [2, n_edges], edge_vec [n_edges, 3]``, ``n_atoms`` -> ``[n_atoms, 3, E]``.
@@ -198,13 +224,23 @@ class VectorChannelInit(nn.Module):
     #: μP (nnip_scaling.train.mup): ``weight [E]`` scales each channel (no fan-in).
     mup_fan_in: ClassVar[Mapping[str, tuple[int, ...]]] = {"weight": ()}
 
-    def __init__(self, vector_channels: int, *, n_radial: int = 128, cutoff: float = 6.0) -> None:
+    def __init__(
+        self,
+        vector_channels: int,
+        *,
+        n_radial: int = 128,
+        cutoff: float = 6.0,
+        aggregation: str = "mean",
+        avg_num_neighbors: float = 16.0,
+    ) -> None:
         super().__init__()
         if isinstance(vector_channels, bool) or not isinstance(vector_channels, int) or vector_channels < 1:
             raise ValueError(f"vector_channels must be a positive int, got {vector_channels!r}")
         if isinstance(n_radial, bool) or not isinstance(n_radial, int) or n_radial < 0:
             raise ValueError(f"n_radial must be a non-negative int, got {n_radial!r}")
         self.vector_channels, self.n_radial, self.cutoff = vector_channels, n_radial, float(cutoff)
+        self.aggregation = check_aggregation(aggregation)
+        self.avg_num_neighbors = check_avg_num_neighbors(avg_num_neighbors)
         if n_radial:
             self.lin = nn.Linear(n_radial, vector_channels, bias=False)
             init_hidden_(self.lin)
@@ -221,7 +257,13 @@ class VectorChannelInit(nn.Module):
         else:
             assert self.weight is not None
             coeff = polynomial_envelope(dist, cutoff=self.cutoff).unsqueeze(-1) * self.weight
-        return scatter_mean(edge_vec.unsqueeze(-1) * coeff.unsqueeze(1), edge_index[1], n_atoms)
+        return aggregate(
+            edge_vec.unsqueeze(-1) * coeff.unsqueeze(1), dist, edge_index[1], n_atoms,
+            aggregation=self.aggregation, cutoff=self.cutoff, avg_num_neighbors=self.avg_num_neighbors,
+        )
 
     def extra_repr(self) -> str:
-        return f"vector_channels={self.vector_channels}, n_radial={self.n_radial}, cutoff={self.cutoff}"
+        return (
+            f"vector_channels={self.vector_channels}, n_radial={self.n_radial}, cutoff={self.cutoff}, "
+            f"aggregation={self.aggregation!r}"
+        )

@@ -8,6 +8,10 @@ r"""``UnconstrainedBlock``: message passing on raw relative positions (paper app
 
     h_v^{(t+1)} = h_v^{(t)} + \frac{1}{|\mathcal N(v)|}\sum_{u\in\mathcal N(v)} m_{u\to v}, \qquad (8)
 
+(``aggregation="mean"``, the paper; the smooth forms ``"soft_mean"`` and ``"sum"`` replace eq. 8's
+:math:`1/|\mathcal N(v)|` by :math:`u(r_{uv})/(1 + \sum_u u(r_{uv}))` or :math:`u(r_{uv})/\bar n`,
+:mod:`nnip_scaling.nn.aggregation`),
+
 with :math:`r_{uv} = x_u - x_v`, :math:`\hat r_{uv} = r_{uv}/\|r_{uv}\|`, :math:`\sigma` = SiLU,
 :math:`c` the cutoff, and the node update a residual connection (an atom with no neighbours keeps
 :math:`h_v`). The radial filter :math:`\rho: \mathbb R \to \mathbb R^K` is the enveloped Bessel basis
@@ -30,7 +34,8 @@ direction, and the unit vector gives near (bonded) neighbours the same direction
 This is still eq. 9's MLP on :math:`[h_u, h_v, r_{uv}, \|r_{uv}\|]` (:math:`\hat r_{uv}` and
 :math:`\|r_{uv}\|` carry exactly the information of :math:`r_{uv}`), with a radial basis of
 :math:`\|r_{uv}\|` as an extra input. The envelope makes every message vanish smoothly at the cutoff
-(the :math:`1/|\mathcal N(v)|` of the mean still jumps when the neighbour count changes, as in the paper).
+(the :math:`1/|\mathcal N(v)|` of the paper's mean still jumps when the neighbour count changes: use a
+smooth ``aggregation`` for molecular dynamics).
 
 The linear part on :math:`[h_u, h_v, \hat r, \|r\|/c]` is split as :math:`W = [W_s\,|\,W_t\,|\,W_g]`,
 so :math:`W_s h` and :math:`W_t h` are computed once per *node* and gathered per edge — the same function
@@ -38,7 +43,7 @@ as the concatenation, at :math:`O(n w^2 + E w (K + 4))` instead of :math:`O(E w^
 
 No symmetry constraint, by design: :math:`\hat r_{uv}` enters linearly, so the features are **not**
 rotation-invariant (the paper's negative control). Translations (only :math:`r_{uv}` enters) and
-permutations (mean aggregation) are respected.
+permutations (every aggregation form) are respected.
 
 μP init: :math:`W_s, W_t \sim \mathcal N(0, 1/(2w))` (hidden, joint fan-in :math:`2w`),
 :math:`W_g \sim \mathcal N(0, 1/4)` and :math:`W_r \sim \mathcal N(0, 1/K)` (input layers: fixed
@@ -53,8 +58,8 @@ import torch
 from torch import Tensor, nn
 
 from nnip_scaling.geometry import bessel_basis, polynomial_envelope
-from nnip_scaling.ops import scatter_mean
 from nnip_scaling.nn._edges import require_edges
+from nnip_scaling.nn.aggregation import aggregate, check_aggregation, check_avg_num_neighbors
 
 __all__ = ["UnconstrainedBlock", "radial_filter_basis"]
 
@@ -79,6 +84,8 @@ class UnconstrainedBlock(nn.Module):
         width: :math:`w`, size of :math:`h_v` (>= 1).
         cutoff: :math:`c` (Å) of the radial filter and of the distance input (> 0).
         n_radial: :math:`K`, Bessel functions in the radial filter :math:`\rho` (>= 1).
+        aggregation: ``"mean"`` (eq. 8), ``"soft_mean"`` or ``"sum"`` (:mod:`nnip_scaling.nn.aggregation`).
+        avg_num_neighbors: normaliser :math:`\bar n` of ``"sum"``.
 
     Forward:
         ``h`` ``[n_atoms, w]``, ``edge_index`` ``[2, E]`` (row 0 source :math:`u`, row 1 target
@@ -90,7 +97,15 @@ class UnconstrainedBlock(nn.Module):
     Parameters: :math:`2w^2 + 4w + w + Kw`.
     """
 
-    def __init__(self, width: int, *, cutoff: float = 6.0, n_radial: int = 16) -> None:
+    def __init__(
+        self,
+        width: int,
+        *,
+        cutoff: float = 6.0,
+        n_radial: int = 16,
+        aggregation: str = "mean",
+        avg_num_neighbors: float = 16.0,
+    ) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive int, got {width!r}")
@@ -101,6 +116,8 @@ class UnconstrainedBlock(nn.Module):
         self.width = width
         self.cutoff = float(cutoff)
         self.n_radial = n_radial
+        self.aggregation = check_aggregation(aggregation)
+        self.avg_num_neighbors = check_avg_num_neighbors(avg_num_neighbors)
         self.lin_source = nn.Linear(width, width, bias=False)  # W_s
         self.lin_target = nn.Linear(width, width, bias=True)  # W_t and b
         self.lin_geometry = nn.Linear(4, width, bias=False)  # W_g
@@ -128,7 +145,12 @@ class UnconstrainedBlock(nn.Module):
         if h.dim() != 2 or h.shape[1] != self.width:
             raise ValueError(f"h must have shape [n_atoms, {self.width}], got {tuple(h.shape)}")
         m = self.messages(h, edge_index, edge_vec)
-        return h + scatter_mean(m, edge_index[1], h.shape[0])
+        dist = torch.linalg.vector_norm(edge_vec, dim=-1)
+        agg = aggregate(
+            m, dist, edge_index[1], h.shape[0],
+            aggregation=self.aggregation, cutoff=self.cutoff, avg_num_neighbors=self.avg_num_neighbors,
+        )
+        return h + agg
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, cutoff={self.cutoff}, n_radial={self.n_radial}"
+        return f"width={self.width}, cutoff={self.cutoff}, n_radial={self.n_radial}, aggregation={self.aggregation!r}"
