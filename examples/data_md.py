@@ -32,9 +32,11 @@ def main() -> None:
     print(f"energy reference fitted on train: mu = {norm.mean:.3f} eV, sigma = {norm.std:.3f} eV; "
           f"eps_H = {float(norm.reference[1]):.2f} eV, eps_C = {float(norm.reference[6]):.2f} eV")
 
-    # a small model whose forces are -dE/dx, so that MD conserves energy
+    # a small model whose forces are -dE/dx of a smooth energy, so that MD conserves energy: conservative
+    # models are built smooth by default (aggregation="soft_mean", no neighbour cap; docs/models/smoothness.md)
     width, depth = (8, 1) if FAST else (16, 2)
     model = build_model("unconstrained", width=width, depth=depth, forces="conservative", max_z=17)
+    cutoff, cap = model.config.cutoff, model.config.max_neighbors  # 6 Å, None
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     steps = 4 if FAST else 300
     subset = train.subset(0.05 if FAST else 1.0, seed=0)
@@ -42,7 +44,7 @@ def main() -> None:
     step, t0 = 0, time.perf_counter()
     while step < steps:
         for g in iter_batches(subset, 16, shuffle=True, generator=gen, normaliser=norm, drop_last=True):
-            out = model(g.with_edges(6.0, 30))
+            out = model(g.with_edges(cutoff, cap))
             loss = torch.mean((out.energy - g.energy) ** 2) + torch.mean((out.forces - g.forces) ** 2)
             opt.zero_grad()
             loss.backward()
@@ -58,7 +60,7 @@ def main() -> None:
     model.eval()
     err_e, err_f, n_at = [], [], []
     for g in iter_batches(val.subset(0.02 if FAST else 0.2, seed=0), 32, dtype=torch.float32):
-        out = model(g.with_edges(6.0, 30))
+        out = model(g.with_edges(cutoff, cap))
         e = norm.energy_to_ev(out.energy.detach().double(), g.atomic_numbers, g.batch)
         err_e.append((e - g.energy.double()).abs() / g.n_atoms_per_graph)
         err_f.append((norm.forces_to_ev(out.forces.detach()) - g.forces).abs().mean(dim=1))
@@ -78,7 +80,7 @@ def main() -> None:
     # the smallest test molecule with at least 6 atoms (cheap to integrate)
     c = min((x for x in test if x.n_atoms >= 6), key=lambda x: x.n_atoms)
     atoms = ase.Atoms(numbers=c.atomic_numbers, positions=c.positions.astype(np.float64))
-    atoms.calc = Calculator(model, normaliser=norm, cutoff=6.0, max_neighbors=30, dtype=torch.float64)
+    atoms.calc = Calculator(model, normaliser=norm, dtype=torch.float64)  # the model builds its own edges
     model.double()
     rng = np.random.default_rng(0)
     kT = ase.units.kB * 300.0

@@ -95,6 +95,7 @@ def test_normaliser_turns_predictions_into_ev():
     np.testing.assert_allclose(atoms.get_forces(), 2.0 * f_raw, rtol=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore:nnip_scaling.ase.Calculator")  # its cap of 2 can bind (on purpose)
 def test_float32_model_and_explicit_edges():
     seen = {}
 
@@ -165,3 +166,54 @@ def test_velocity_verlet_conserves_energy_with_a_conservative_model():
     # forces consistent with the energy): wrong-sign or mis-scaled forces would break this
     err_half, _, _ = _md_energy_error(0.25, 200)
     assert 3.0 < err / err_half < 5.0, (err, err_half)
+
+
+# ----------------------------------------------------------------------------- discontinuity warnings
+def _nn_model(**options):
+    from nnip_scaling.models import build_model
+
+    options.setdefault("forces", "conservative")
+    torch.manual_seed(0)
+    return build_model("unconstrained", 4, 1, cutoff=4.0, max_z=10, dtype=torch.float64, **options).eval()
+
+
+def test_a_smooth_conservative_model_gives_no_warning():
+    import warnings
+
+    atoms = _cluster()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.calc = Calculator(_nn_model())
+        atoms.get_forces()
+
+
+@pytest.mark.parametrize(
+    "options, fix",
+    [(dict(forces="direct"), "forces='conservative'"), (dict(aggregation="mean"), "aggregation='soft_mean'")],
+)
+def test_warns_at_construction_naming_the_fix(options, fix):
+    from nnip_scaling.models.smoothness import DiscontinuousEnergyWarning
+
+    with pytest.warns(DiscontinuousEnergyWarning, match=fix):
+        Calculator(_nn_model(**options))
+
+
+def test_warns_once_when_a_neighbour_cap_can_bind():
+    import warnings
+
+    from nnip_scaling.models.smoothness import DiscontinuousEnergyWarning
+
+    calc = Calculator(_nn_model(max_neighbors=3))
+    small = _cluster(n=4)  # 3 neighbours at most: the cap cannot bind
+    small.calc = calc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small.get_potential_energy()
+    big = _cluster(n=6)
+    big.calc = calc
+    with pytest.warns(DiscontinuousEnergyWarning, match="max_neighbors=None"):
+        big.get_potential_energy()
+    big.positions += 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big.get_potential_energy()  # warned once only
