@@ -19,7 +19,8 @@ Forms (docs/models/smoothness.md):
 
 Columns: fastest vibration period at the start (fs, mass-weighted Hessian), drift (least-squares slope
 of the total energy, eV/atom/ps), spread and largest single-step change of the total energy (eV), MD
-steps per second (one thread). Runs of a family alternate between forms.
+steps per second (one thread; a separate timing phase of ``--timing-steps`` steps per case, all cases
+interleaved, ``--repeats`` rounds, median: load from other processes hits every case alike).
 
 Usage: python benchmarks/bench_md.py [--steps 400] [--timestep 0.25] [--kinds ...] [--threads 1]
 -> table on stdout, JSON in benchmarks/results/bench_md.json
@@ -70,7 +71,7 @@ def run_case(label: str, kind: str, options: dict, form: str, args, graph, veloc
     scaled = scale_to_rms_force(model, graph, RMS_FORCE)
     period = fastest_vibration_period(scaled, graph) if form == "smooth" else float("nan")
     traj = velocity_verlet(scaled, graph, timestep=args.timestep, steps=args.steps, velocities=velocities)
-    return dict(
+    return scaled, dict(
         family=label,
         kind=kind,
         form=form,
@@ -82,8 +83,21 @@ def run_case(label: str, kind: str, options: dict, form: str, args, graph, veloc
         max_jump_ev=traj.max_jump,
         kinetic_start_ev=float(traj.kinetic[0]),
         kinetic_end_ev=float(traj.kinetic[-1]),
-        steps_per_second=traj.steps_per_second,
     )
+
+
+def time_cases(models: list, args, graph, velocities) -> list[float]:
+    """Median MD steps/s of every model, the models interleaved in each of ``args.repeats`` rounds."""
+    import statistics
+
+    from nnip_scaling.dynamics import velocity_verlet
+
+    rates: list[list[float]] = [[] for _ in models]
+    for _ in range(args.repeats):
+        for i, model in enumerate(models):
+            traj = velocity_verlet(model, graph, timestep=args.timestep, steps=args.timing_steps, velocities=velocities)
+            rates[i].append(traj.steps_per_second)
+    return [statistics.median(r) for r in rates]
 
 
 def main() -> None:
@@ -91,6 +105,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--timestep", type=float, default=0.25, help="fs")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--timing-steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kinds", nargs="*", default=None, help="row labels to run (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -100,19 +116,23 @@ def main() -> None:
     graph = _molecule()
     v0 = maxwell_boltzmann(atomic_masses(graph.atomic_numbers), TEMPERATURE, generator=torch.Generator().manual_seed(0))
     load0 = os.getloadavg()[0]
-    rows = []
+    rows, models = [], []
     for label, kind, smooth, paper in CASES:
         if args.kinds and label not in args.kinds:
             continue
         for form, options in (("smooth", smooth), ("paper", paper)):
-            row = run_case(label, kind, options, form, args, graph, v0)
+            model, row = run_case(label, kind, options, form, args, graph, v0)
             rows.append(row)
+            models.append(model)
             print(
                 f"{label:18s} {form:6s} period {row['fastest_period_fs']:6.1f} fs  drift {row['drift_ev_per_atom_per_ps']:+9.2e} "
-                f"eV/atom/ps  spread {row['spread_ev']:8.2e}  max jump {row['max_jump_ev']:8.2e} eV  "
-                f"{row['steps_per_second']:6.1f} steps/s",
+                f"eV/atom/ps  spread {row['spread_ev']:8.2e}  max jump {row['max_jump_ev']:8.2e} eV",
                 flush=True,
             )
+    load_timing = os.getloadavg()[0]
+    for row, rate in zip(rows, time_cases(models, args, graph, v0)):
+        row["steps_per_second"] = rate
+        print(f"{row['family']:18s} {row['form']:6s} {rate:7.1f} MD steps/s")
     meta = dict(
         command="python benchmarks/bench_md.py " + " ".join(f"--{k} {v}" for k, v in (("steps", args.steps), ("timestep", args.timestep), ("threads", args.threads))),
         molecule=MOLECULE,
@@ -127,6 +147,9 @@ def main() -> None:
         threads=args.threads,
         machine=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         load_start=load0,
+        load_timing_start=load_timing,
+        timing_steps=args.timing_steps,
+        repeats=args.repeats,
         load_end=os.getloadavg()[0],
         torch=torch.__version__,
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
