@@ -505,6 +505,10 @@ def count_flops(
     Returns:
         A :class:`FlopReport`.
 
+    Warns:
+        UncountedOpsWarning: floating-point ops without a FLOP rule ran (named, with their calls
+            and their share of the total at 1 FLOP per output element); they count 0.
+
     Raises:
         TypeError: ``fn_or_module`` or ``loss_fn`` not callable; ``backward`` not a bool; the
             loss not a tensor.

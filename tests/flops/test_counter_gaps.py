@@ -120,3 +120,26 @@ def test_transformer_under_no_grad_is_not_zero_and_does_not_warn():
         warnings.simplefilter("error", UncountedOpsWarning)
         with torch.no_grad():
             assert count_flops(enc, torch.randn(2, 4, 16)).total > 0
+
+
+def test_estimate_kappa_warns_once_about_uncounted_ops():
+    @torch.library.custom_op("nnip_flops_test::kappa_mystery", mutates_args=())
+    def kappa_mystery(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    class Mysterious(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 4)
+
+        def forward(self, g):
+            return kappa_mystery(self.lin(g.positions)).sum()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from nnip_scaling.flops import estimate_kappa
+
+        est = estimate_kappa(Mysterious(), batch_sizes=(2, 5))
+    hits = [w for w in caught if issubclass(w.category, UncountedOpsWarning)]
+    assert len(hits) == 1 and "nnip_flops_test.kappa_mystery (x2 calls" in str(hits[0].message)
+    assert dict(est.uncounted) == {"nnip_flops_test.kappa_mystery": 2}
