@@ -16,8 +16,7 @@ from torch import nn
 
 from nnip_scaling.flops import estimate_kappa
 from nnip_scaling.flops.adapters import CallableAdapter
-from nnip_scaling.nn import UnconstrainedBlock
-from nnip_scaling.nn._edges import MissingEdgesError
+from nnip_scaling.nn import MissingEdgesError, UnconstrainedBlock
 
 torch.manual_seed(0)
 FAST = os.environ.get("NNIP_FAST") == "1"

@@ -4,6 +4,7 @@ Blocks: :class:`UnconstrainedBlock` (paper C.1), :class:`CartesianVectorBlock` (
 (C.2) and spherical SO(2) (C.4) blocks are added by their modules.
 """
 
+from nnip_scaling.nn._edges import MissingEdgesError
 from nnip_scaling.nn.cartesian import CartesianVectorBlock
 from nnip_scaling.nn.directional import DirectionalBlock
 from nnip_scaling.nn.embedding import AtomEmbedding
@@ -19,6 +20,7 @@ __all__ = [
     "EnergyHead",
     "MLPForceHead",
     "MLP",
+    "MissingEdgesError",
     "SO2Block",
     "UnconstrainedBlock",
     "VectorForceHead",

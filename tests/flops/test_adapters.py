@@ -11,8 +11,7 @@ from nnip_scaling.flops.adapters import ADAPTERS, CallableAdapter, find_adapter,
 from nnip_scaling.flops.kappa import probe_graphs
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models import build_model
-from nnip_scaling.nn import CartesianVectorBlock, SO2Block, UnconstrainedBlock
-from nnip_scaling.nn._edges import MissingEdgesError
+from nnip_scaling.nn import CartesianVectorBlock, MissingEdgesError, SO2Block, UnconstrainedBlock
 from nnip_scaling.nn.directional import build_directional_index
 
 
