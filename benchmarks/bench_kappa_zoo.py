@@ -14,7 +14,7 @@ architecture over this range (docs/flops.md, "Caveats").
 Packages that are missing or do not import are listed as skipped, with the reason.
 
 Usage: python benchmarks/bench_kappa_zoo.py [--probe g2|gfn2] [--threads N] [--only NAME ...]
-  -> table on stdout (markdown), JSON in benchmarks/results/bench_kappa_zoo.json
+  -> table on stdout (markdown), JSON in benchmarks/results/bench_kappa_zoo_<probe>.json
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch
 from nnip_scaling.flops import KappaDriftWarning, estimate_kappa, family_kappa
 from nnip_scaling.flops.kappa import probe_graphs
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_kappa_zoo.json"
+RESULTS = Path(__file__).resolve().parent / "results"  # bench_kappa_zoo_<probe>.json
 
 
 def _version(package: str) -> str:
@@ -107,9 +107,9 @@ def _schnetpack(representation: str) -> Callable[[int], torch.nn.Module]:
     return build
 
 
-def _external(z_table: list[int]) -> dict[str, tuple[str, str, str, list[int], Callable[[int], Any], str]]:
-    """name -> (import name, pip package, width label, widths, factory, notes)."""
-    return {
+def _external(z_table: list[int]) -> dict[str, tuple[str, str, str, list[int], Callable[[int], Any], str, Any]]:
+    """name -> (import name, pip package, width label, widths, factory, notes, adapter)."""
+    rows = {
         "PyG SchNet": ("torch_geometric", "torch-geometric", "hidden=filters", [32, 64, 128], _pyg_schnet,
                        "6 blocks, 50 Gaussians, cutoff 10, cap 32 (PyG defaults)"),
         "PyG ViSNet": ("torch_geometric", "torch-geometric", "hidden", [32, 64, 128], _pyg_visnet,
@@ -125,6 +125,17 @@ def _external(z_table: list[int]) -> dict[str, tuple[str, str, str, list[int], C
         "SchNetPack SO3net": ("schnetpack", "schnetpack", "n_atom_basis", [32, 64, 128], _schnetpack("SO3net"),
                               "3 interactions, 20 Gaussians, cutoff 5, lmax 2"),
     }
+    rows = {name: (*row, None) for name, row in rows.items()}
+    mace = rows["MACE"]
+    rows["MACE + forces"] = (*mace[:5], "as MACE, with its autograd forces counted (compute_force=True)",
+                             lambda: _adapter("mace", compute_force=True))
+    return rows
+
+
+def _adapter(name: str, **options: Any) -> Any:
+    from nnip_scaling.flops.adapters import get_adapter
+
+    return get_adapter(name, **options)
 
 
 def _importable(module: str) -> str | None:
@@ -149,7 +160,7 @@ def _row(name: str, package: str, label: str, est: Any, notes: str) -> dict[str,
 def _measure_external(names: list[str] | None, probe: str) -> tuple[list[dict[str, Any]], list[str]]:
     z_table = sorted(set(probe_graphs(source=probe)[-1].atomic_numbers.tolist()))
     rows, skipped = [], []
-    for name, (module, package, label, widths, factory, notes) in _external(z_table).items():
+    for name, (module, package, label, widths, factory, notes, adapter) in _external(z_table).items():
         if names and name not in names:
             continue
         reason = _importable(module)
@@ -158,7 +169,7 @@ def _measure_external(names: list[str] | None, probe: str) -> tuple[list[dict[st
             continue
         t0 = time.perf_counter()
         torch.manual_seed(0)
-        est = estimate_kappa(factory, widths=widths, probe=probe)
+        est = estimate_kappa(factory, widths=widths, probe=probe, adapter=None if adapter is None else adapter())
         rows.append(_row(name, package, label, est, notes))
         print(f"  {name}: kappa {[round(r.kappa, 2) for r in est.per_size]} ({time.perf_counter() - t0:.0f} s)",
               flush=True)
@@ -213,8 +224,8 @@ def main() -> None:
     print(_table(rows))
     for s in skipped:
         print(f"skipped: {s}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "w", encoding="utf-8") as fh:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"bench_kappa_zoo_{args.probe}.json", "w", encoding="utf-8") as fh:
         json.dump({"command": "python benchmarks/bench_kappa_zoo.py " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
                    "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
