@@ -298,13 +298,16 @@ def _edge_settings(model: nn.Module, adapter: Any, cutoff: float | None,
     return float(own), cfg.max_neighbors
 
 
-def _prepare(graph: Any, model: nn.Module, cache: dict, settings: Any = "config") -> Any:
+_FROM_CONFIG: Any = object()  # edge settings read from ``model.config``
+
+
+def _prepare(graph: Any, model: nn.Module, cache: dict, settings: Any = _FROM_CONFIG) -> Any:
     """Graph in the model's dtype/device, with edges at ``settings = (cutoff, max_neighbors)``
     (default: from the model's config) unless it has some (built here, outside the count)."""
     p = _float_param(model)
     if p is not None and (graph.dtype != p.dtype or graph.device != p.device):
         graph = graph.to(device=p.device, dtype=p.dtype)
-    if settings == "config":
+    if settings is _FROM_CONFIG:
         settings = _edge_settings(model, None, None, None)
     if settings is None or graph.edge_index is not None:
         return graph
@@ -347,12 +350,12 @@ def _warm_up(model: nn.Module, adapter: Any, inputs: Any, settings: Any) -> None
 
 def _count_points(model: nn.Module, graphs: Sequence[Any], width: int | None, cache: dict,
                   uncounted: dict[str, list[int]], adapter: Any = None,
-                  settings: Any = "config") -> list[KappaPoint]:
+                  settings: Any = _FROM_CONFIG) -> list[KappaPoint]:
     n = _n_trainable(model)
     if n == 0:
         raise ValueError(f"the model{'' if width is None else f' of width {width}'} has no "
                          "trainable parameters (N = 0)")
-    if settings == "config":
+    if settings is _FROM_CONFIG:
         settings = _edge_settings(model, adapter, None, None)
     prepared = [_prepare(g, model, cache, settings) for g in graphs]
     inputs = prepared if adapter is None else [adapter.inputs(model, g) for g in prepared]
@@ -482,36 +485,17 @@ def estimate_kappa(
     if isinstance(drift_tolerance, bool) or not isinstance(drift_tolerance, (int, float)) \
             or not drift_tolerance > 0:
         raise ValueError(f"drift_tolerance must be a positive number, got {drift_tolerance!r}")
-    if widths is None:
-        if not isinstance(model_or_factory, nn.Module):
-            raise TypeError("estimate_kappa: pass an nn.Module, or a factory width -> model "
-                            f"together with widths=[...]; got {type(model_or_factory).__name__} "
-                            "without widths")
-        sizes: list[tuple[int | None, Callable[[], nn.Module]]] = [
-            (None, lambda: model_or_factory)  # type: ignore[list-item]
-        ]
-    else:
-        if isinstance(model_or_factory, nn.Module) or not callable(model_or_factory):
-            raise TypeError("widths=... needs a factory (a callable width -> nn.Module), got "
-                            f"{type(model_or_factory).__name__}")
-        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
-            raise ValueError("widths must be a non-empty sequence of ints")
-        for w in widths:
-            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
-                raise ValueError(f"widths: each entry must be an int >= 1, got {w!r}")
-        if len(set(int(w) for w in widths)) != len(widths):
-            raise ValueError(f"widths must be distinct, got {list(widths)}")
-        sizes = [(int(w), (lambda w=int(w): model_or_factory(w))) for w in widths]
+    sizes = _sizes(model_or_factory, widths)
     if graphs is not None and batch_sizes is not None:
         raise ValueError("pass either graphs or batch_sizes, not both")
     _check_edge_arguments(cutoff, max_neighbors)
+    if probe not in PROBE_SOURCES:
+        raise ValueError(f"probe must be one of {list(PROBE_SOURCES)}, got {probe!r}")
 
     cache: dict = {}
     uncounted: dict[str, list[int]] = {}
     points: list[KappaPoint] = []
     used: tuple[str | None, float | None] = (None, None)
-    if probe not in PROBE_SOURCES:
-        raise ValueError(f"probe must be one of {list(PROBE_SOURCES)}, got {probe!r}")
     batches: list[Any] | None = _as_graph_list(graphs) if graphs is not None else None
     for width, make in sizes:
         model = make()
@@ -528,13 +512,40 @@ def estimate_kappa(
         points.extend(_count_points(model, batches, width, cache, uncounted, fed_by, settings))
         used = (None if fed_by is None else fed_by.name, None if settings is None else settings[0])
         del model
-    if uncounted:
-        calls = {k: v[0] for k, v in sorted(uncounted.items())}
-        elements = {k: v[1] for k, v in sorted(uncounted.items())}
-        warnings.warn("estimate_kappa: " + uncounted_message(calls, elements, sum(p.flops for p in points)),
-                      UncountedOpsWarning, stacklevel=2)
+    _warn_uncounted(uncounted, sum(p.flops for p in points))
     est = _summarise(points, {k: v[0] for k, v in uncounted.items()}, float(drift_tolerance))
     return dataclasses.replace(est, adapter=used[0], cutoff=used[1])
+
+
+def _sizes(model_or_factory: Any, widths: Any) -> list[tuple[int | None, Callable[[], nn.Module]]]:
+    """``(width, build)`` per model size: the model itself, or the factory at each width."""
+    if widths is None:
+        if not isinstance(model_or_factory, nn.Module):
+            raise TypeError("estimate_kappa: pass an nn.Module, or a factory width -> model "
+                            f"together with widths=[...]; got {type(model_or_factory).__name__} "
+                            "without widths")
+        return [(None, lambda: model_or_factory)]
+    if isinstance(model_or_factory, nn.Module) or not callable(model_or_factory):
+        raise TypeError("widths=... needs a factory (a callable width -> nn.Module), got "
+                        f"{type(model_or_factory).__name__}")
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
+        raise ValueError("widths must be a non-empty sequence of ints")
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"widths: each entry must be an int >= 1, got {w!r}")
+    if len(set(int(w) for w in widths)) != len(widths):
+        raise ValueError(f"widths must be distinct, got {list(widths)}")
+    return [(int(w), (lambda w=int(w): model_or_factory(w))) for w in widths]
+
+
+def _warn_uncounted(uncounted: dict[str, list[int]], total: int) -> None:
+    """One :class:`UncountedOpsWarning` for all passes (op -> ``[calls, output elements]``)."""
+    if not uncounted:
+        return
+    calls = {k: v[0] for k, v in sorted(uncounted.items())}
+    elements = {k: v[1] for k, v in sorted(uncounted.items())}
+    warnings.warn("estimate_kappa: " + uncounted_message(calls, elements, total), UncountedOpsWarning,
+                  stacklevel=3)
 
 
 def _check_edge_arguments(cutoff: Any, max_neighbors: Any) -> None:
