@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from nnip_scaling.neighbors import radius_graph
+from nnip_scaling.neighbors import COINCIDENT_TOLERANCE, radius_graph
 
 __all__ = ["AtomicGraph", "collate", "MAX_ATOMIC_NUMBER"]
 
@@ -62,9 +62,47 @@ def _as_tensor(value: Any, *, name: str, dtype: torch.dtype | None, floating: bo
 
 
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+_FLOAT_NAMES = {"float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
+                "float32": torch.float32, "float": torch.float32, "float64": torch.float64,
+                "double": torch.float64}
 
 
-@dataclass(frozen=True, eq=False)
+def _as_float_dtype(dtype: Any) -> torch.dtype | None:
+    """``None``, a floating ``torch.dtype`` or its name (``"float64"``) -> ``torch.dtype`` or ``None``."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        name = dtype.removeprefix("torch.")
+        if name not in _FLOAT_NAMES:
+            raise TypeError(f"dtype must be a floating torch.dtype or one of {sorted(_FLOAT_NAMES)}, "
+                            f"got {dtype!r}")
+        return _FLOAT_NAMES[name]
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype (e.g. torch.float64) or its name, got {dtype!r}")
+    return dtype
+
+
+def _check_given_edge_vec(given: Any, derived: Tensor, positions: Tensor) -> None:
+    """A caller-supplied ``edge_vec`` must equal ``positions[u] - positions[v]`` to rounding."""
+    if not isinstance(given, Tensor) or not given.is_floating_point() or given.shape != derived.shape:
+        raise ValueError(f"edge_vec must be a floating tensor of shape [E, 3] = {list(derived.shape)}, "
+                         f"got {getattr(given, 'shape', type(given).__name__)}")
+    if not derived.numel():
+        return
+    # Rounding of either precision is fine (e.g. vectors computed in float32 for a float64 graph).
+    eps = max(torch.finfo(derived.dtype).eps, torch.finfo(given.dtype).eps)
+    tol = 64 * eps * _scale(positions)
+    err = (given.detach().to(device=derived.device, dtype=derived.dtype) - derived.detach()).abs().max()
+    if not bool(err <= tol):
+        raise ValueError(
+            f"edge_vec disagrees with the positions (largest difference {float(err):.3g} Å): it must be "
+            "positions[edge_index[0]] - positions[edge_index[1]]. Leave edge_vec out, it is computed "
+            "from positions; after moving atoms use replace(positions=...) (rebuilds the edges) or "
+            "with_positions(...) (keeps the edge set)"
+        )
+
+
+@dataclass(frozen=True, eq=False, init=False)
 class AtomicGraph:
     r"""A batch of molecules as one graph (immutable).
 
@@ -76,15 +114,22 @@ class AtomicGraph:
         energy: ``[n_graphs]`` floating (eV) or ``None``.
         forces: ``[n_atoms, 3]`` floating (eV/Å) or ``None``.
         edge_index: ``[2, E]`` int64 or ``None``; row 0 source :math:`u`, row 1 target :math:`v`; both
-            ends in the same graph.
-        edge_vec: ``[E, 3]`` with ``edge_vec = positions[u] - positions[v]`` or ``None``; present exactly
-            when ``edge_index`` is.
+            ends in the same graph, never the same atom (no self-loops), never two coincident atoms.
+        edge_vec: ``[E, 3]``, always ``positions[u] - positions[v]`` (``None`` without edges). It is
+            *derived*: computed from ``positions`` and ``edge_index`` whenever a graph is made, so it
+            can never disagree with the positions. The constructor still accepts an ``edge_vec``
+            argument, which must equal the derived value (to rounding); leave it out.
         cutoff: the radius (Å) the edges were built with, or ``None`` if unknown / no edges.
         max_neighbors: the neighbour cap the edges were built with, or ``None``.
 
     Validation happens at construction; violations raise ``ValueError`` (``TypeError`` for wrong
     types) naming the field. Use :meth:`from_molecules` or :meth:`from_arrays` rather than the raw
     constructor when starting from numpy arrays or lists.
+
+    Moving atoms: :meth:`replace` with new ``positions`` rebuilds the edges (with the recorded
+    ``cutoff`` and ``max_neighbors``; hand-made edges are kept and their vectors recomputed);
+    :meth:`with_positions` keeps the edge set and recomputes ``edge_vec``, which is what a
+    conservative model (positions that require grad) and a rigid motion (rotation, translation) need.
     """
 
     positions: Tensor
@@ -94,12 +139,34 @@ class AtomicGraph:
     energy: Tensor | None = None
     forces: Tensor | None = None
     edge_index: Tensor | None = None
-    edge_vec: Tensor | None = None
+    edge_vec: Tensor | None = field(default=None, init=False)  # derived, see __init__
     cutoff: float | None = None
     max_neighbors: int | None = None
 
+    def __init__(
+        self,
+        positions: Tensor,
+        atomic_numbers: Tensor,
+        batch: Tensor,
+        n_graphs: int,
+        energy: Tensor | None = None,
+        forces: Tensor | None = None,
+        edge_index: Tensor | None = None,
+        edge_vec: Tensor | None = None,
+        cutoff: float | None = None,
+        max_neighbors: int | None = None,
+    ) -> None:
+        # Written by hand so that ``edge_vec`` is an argument (checked, then replaced by the value
+        # derived from the positions) but not an init field: ``dataclasses.replace`` never copies a
+        # stale one across a change of positions.
+        for name, value in (("positions", positions), ("atomic_numbers", atomic_numbers), ("batch", batch),
+                            ("n_graphs", n_graphs), ("energy", energy), ("forces", forces),
+                            ("edge_index", edge_index), ("cutoff", cutoff), ("max_neighbors", max_neighbors)):
+            object.__setattr__(self, name, value)
+        self.__post_init__(edge_vec)
+
     # ------------------------------------------------------------------ validation
-    def __post_init__(self) -> None:
+    def __post_init__(self, edge_vec: Tensor | None) -> None:
         pos, z, b = self.positions, self.atomic_numbers, self.batch
         for name in ("positions", "atomic_numbers", "batch"):
             if not isinstance(getattr(self, name), Tensor):
@@ -136,7 +203,7 @@ class AtomicGraph:
                     f"found range [{int(b[0])}, {int(b[-1])}]"
                 )
         self._check_labels(n)
-        self._check_edges(n)
+        self._check_edges(n, edge_vec)
 
     def _check_labels(self, n: int) -> None:
         for name, shape in (("energy", (self.n_graphs,)), ("forces", (n, 3))):
@@ -152,22 +219,45 @@ class AtomicGraph:
             if value.numel() and not bool(torch.isfinite(value).all()):
                 raise ValueError(f"{name} contains non-finite values (NaN or inf)")
 
-    def _check_edges(self, n: int) -> None:
-        ei, ev = self.edge_index, self.edge_vec
-        if (ei is None) != (ev is None):
-            raise ValueError("edge_index and edge_vec must be given together (both or neither)")
+    def _check_edges(self, n: int, given_vec: Tensor | None) -> None:
+        """Validate ``edge_index`` and set the derived ``edge_vec`` (checking a given one against it)."""
+        ei = self.edge_index
         if ei is None:
+            if given_vec is not None:
+                raise ValueError("edge_vec was given without edge_index; edge_vec is derived from "
+                                 "positions and edge_index, so give edge_index (or neither)")
+            object.__setattr__(self, "edge_vec", None)
             return
         if not isinstance(ei, Tensor) or ei.dtype != torch.int64 or ei.dim() != 2 or ei.shape[0] != 2:
             raise ValueError(f"edge_index must be an int64 tensor of shape [2, E], got {getattr(ei, 'shape', ei)}")
+        if ei.device != self.positions.device:
+            raise ValueError(f"edge_index is on {ei.device}, positions on {self.positions.device}")
         e = ei.shape[1]
-        if not isinstance(ev, Tensor) or tuple(ev.shape) != (e, 3) or not ev.is_floating_point():
-            raise ValueError(f"edge_vec must be a floating tensor of shape [E, 3] = [{e}, 3]")
         if e:
             if int(ei.min()) < 0 or int(ei.max()) >= n:
                 raise ValueError(f"edge_index values must lie in [0, n_atoms) = [0, {n})")
+            loops = ei[0] == ei[1]
+            if bool(loops.any()):
+                k = int(torch.nonzero(loops)[0, 0])
+                raise ValueError(
+                    f"edge_index has {int(loops.sum())} self-loop(s), e.g. edge {k}: atom {int(ei[0, k])} -> "
+                    "itself; an atom is not its own neighbour (its edge vector is zero and its direction "
+                    "undefined). Remove them, or build edges with with_edges()"
+                )
             if bool((self.batch[ei[0]] != self.batch[ei[1]]).any()):
                 raise ValueError("edge_index connects atoms of different graphs")
+        vec = self.positions[ei[0]] - self.positions[ei[1]]
+        if given_vec is not None:
+            _check_given_edge_vec(given_vec, vec, self.positions)
+        if e:
+            short = torch.linalg.vector_norm(vec.detach(), dim=-1) < COINCIDENT_TOLERANCE
+            if bool(short.any()):
+                k = int(torch.nonzero(short)[0, 0])
+                raise ValueError(
+                    f"edge {k} joins atoms {int(ei[0, k])} and {int(ei[1, k])}, which are coincident "
+                    f"(distance < {COINCIDENT_TOLERANCE} Å): fix the positions"
+                )
+        object.__setattr__(self, "edge_vec", vec)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -192,10 +282,11 @@ class AtomicGraph:
             n_graphs: number of graphs (default ``batch.max() + 1``, or 1 when ``batch`` is ``None``).
             energy: ``[n_graphs]`` eV, optional.
             forces: ``[n_atoms, 3]`` eV/Å, optional.
-            dtype: floating dtype (default: the tensor's own dtype for floating tensors, else
-                ``torch.get_default_dtype()``, i.e. float32).
+            dtype: floating dtype or its name (``torch.float64`` or ``"float64"``; default: the
+                tensor's own dtype for floating tensors, else ``torch.get_default_dtype()``, i.e. float32).
             device: where to put the tensors (default: where ``positions`` is, or CPU).
         """
+        dtype = _as_float_dtype(dtype)
         pos = _as_tensor(positions, name="positions", dtype=dtype, floating=True)
         if pos.dim() == 1 and pos.numel() == 0:
             pos = pos.reshape(0, 3)
@@ -231,7 +322,8 @@ class AtomicGraph:
             molecules: each item is ``(atomic_numbers [n_i], positions [n_i, 3])`` or
                 ``(atomic_numbers, positions, energy (scalar), forces [n_i, 3])``; numpy arrays, lists
                 or tensors. Either all items carry labels or none does.
-            dtype: floating dtype (default ``torch.get_default_dtype()``).
+            dtype: floating dtype or its name (``torch.float64`` or ``"float64"``; default
+                ``torch.get_default_dtype()``).
             device: target device.
 
         Raises:
@@ -244,7 +336,7 @@ class AtomicGraph:
             raise ValueError("molecules: each item must be a (Z, R) or (Z, R, E, F) tuple")
         if len(lengths) > 1:
             raise ValueError("molecules: either every item carries (E, F) labels or none does")
-        dtype = dtype if dtype is not None else torch.get_default_dtype()
+        dtype = _as_float_dtype(dtype) or torch.get_default_dtype()
         zs, rs, es, fs, counts = [], [], [], [], []
         for i, mol in enumerate(molecules):
             try:
@@ -334,13 +426,30 @@ class AtomicGraph:
 
     # ------------------------------------------------------------------ transformations
     def replace(self, **changes: Any) -> AtomicGraph:
-        """A copy with fields replaced (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with fields replaced (validated again).
+
+        New ``positions`` mean a new geometry: unless ``edge_index`` is replaced too, edges built by
+        :meth:`with_edges` are rebuilt with the same ``cutoff`` and ``max_neighbors`` (the old edge
+        set may miss pairs that came within the cutoff), and hand-made edges (``cutoff is None``) are
+        kept with their vectors recomputed. ``edge_vec`` is always derived from the positions. For a
+        rigid motion, or positions that require grad, :meth:`with_positions` keeps the edge set.
+        """
+        given_vec = changes.pop("edge_vec", None)
+        new = dataclasses.replace(self, **changes)
+        if given_vec is not None:
+            new = AtomicGraph(**{f.name: getattr(new, f.name) for f in dataclasses.fields(new) if f.init},
+                              edge_vec=given_vec)
+        moved = "positions" in changes and "edge_index" not in changes and self.cutoff is not None
+        if moved and self.has_edges and not torch.equal(new.positions.detach(), self.positions.detach()):
+            new = new.with_edges(self.cutoff, self.max_neighbors)
+        return new
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> AtomicGraph:
-        """Move to ``device`` and/or cast floating fields to ``dtype`` (integer fields stay int64)."""
-        if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        """Move to ``device`` and/or cast floating fields to ``dtype`` (integer fields stay int64).
+
+        ``dtype`` may be a floating ``torch.dtype`` or its name (``"float64"``).
+        """
+        dtype = _as_float_dtype(dtype)
 
         def conv(t: Tensor | None, floating: bool) -> Tensor | None:
             if t is None:
@@ -355,7 +464,6 @@ class AtomicGraph:
             energy=conv(self.energy, True),
             forces=conv(self.forces, True),
             edge_index=conv(self.edge_index, False),
-            edge_vec=conv(self.edge_vec, True),
         )
 
     def with_edges(
@@ -365,30 +473,40 @@ class AtomicGraph:
 
         Args:
             cutoff: radius in Å (inclusive).
-            max_neighbors: keep the nearest ``max_neighbors`` sources of each target (ties by index).
+            max_neighbors: keep the nearest ``max_neighbors`` sources of each target, plus every
+                source tied with the last (see :func:`~nnip_scaling.radius_graph`).
             backend: see :func:`~nnip_scaling.radius_graph`.
         """
         edge_index = radius_graph(self.positions, self.batch, cutoff, max_neighbors, backend=backend)
-        edge_vec = self.positions[edge_index[0]] - self.positions[edge_index[1]]
-        return dataclasses.replace(
-            self, edge_index=edge_index, edge_vec=edge_vec, cutoff=float(cutoff), max_neighbors=max_neighbors
-        )
+        return dataclasses.replace(self, edge_index=edge_index, cutoff=float(cutoff), max_neighbors=max_neighbors)
 
     def without_edges(self) -> AtomicGraph:
         """Return the same graph with edges removed."""
-        return dataclasses.replace(self, edge_index=None, edge_vec=None, cutoff=None, max_neighbors=None)
+        return dataclasses.replace(self, edge_index=None, cutoff=None, max_neighbors=None)
 
     def with_positions(self, positions: Tensor) -> AtomicGraph:
-        """Replace positions and recompute ``edge_vec`` from them, keeping ``edge_index``.
+        """Replace positions and recompute ``edge_vec`` from them, keeping the edge set ``edge_index``.
 
         This is how conservative-force models connect the graph to a ``positions`` tensor that requires
         grad: ``g2 = g.with_positions(g.positions.detach().requires_grad_())``; every geometric quantity
-        a model derives from ``g2.edge_vec`` then differentiates back to those positions.
+        a model derives from ``g2.edge_vec`` then differentiates back to those positions. It is also
+        right for a rigid motion (rotation, translation), which keeps the neighbour set. For any other
+        new geometry use :meth:`replace` (``replace(positions=...)``), which rebuilds the edges.
+
+        Raises:
+            ValueError: an edge would become longer than the graph's ``cutoff`` (the atoms moved too
+                far for this edge set to describe them; use ``replace(positions=...)``).
         """
-        edge_vec = None
-        if self.edge_index is not None:
-            edge_vec = positions[self.edge_index[0]] - positions[self.edge_index[1]]
-        return dataclasses.replace(self, positions=positions, edge_vec=edge_vec)
+        new = dataclasses.replace(self, positions=positions)
+        if new.cutoff is not None and new.n_edges:
+            longest = float(torch.linalg.vector_norm(new.edge_vec.detach(), dim=-1).max())
+            if longest > new.cutoff * (1 + 1e-6) + 64 * torch.finfo(new.dtype).eps * _scale(new.positions):
+                raise ValueError(
+                    f"positions: an edge would be {longest:.6g} Å long, beyond the graph's cutoff "
+                    f"{new.cutoff:g} Å. with_positions keeps the edge set, which is only right for the "
+                    "same geometry or a rigid motion; use replace(positions=...) to rebuild the edges"
+                )
+        return new
 
     def unbatch(self) -> list[AtomicGraph]:
         """Split into one graph per molecule (edges and labels kept, indices renumbered)."""
@@ -407,12 +525,15 @@ class AtomicGraph:
                 max_neighbors=self.max_neighbors,
             )
             if self.edge_index is not None:
-                assert self.edge_vec is not None
                 mask = (self.edge_index[1] >= lo) & (self.edge_index[1] < hi)
                 fields["edge_index"] = self.edge_index[:, mask] - lo
-                fields["edge_vec"] = self.edge_vec[mask]
             out.append(AtomicGraph(**fields))
         return out
+
+
+def _scale(positions: Tensor) -> float:
+    """Largest absolute coordinate (at least 1 Å): the scale of rounding errors in differences."""
+    return max(1.0, float(positions.detach().abs().max())) if positions.numel() else 1.0
 
 
 def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
@@ -453,7 +574,6 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     )
     if same_edges:
         fields["edge_index"] = torch.cat([g.edge_index + off for g, off in zip(graphs, atom_offsets)], dim=1)  # type: ignore[operator]
-        fields["edge_vec"] = torch.cat([g.edge_vec for g in graphs])  # type: ignore[misc]
         fields["cutoff"] = first.cutoff
         fields["max_neighbors"] = first.max_neighbors
     return AtomicGraph(**fields)

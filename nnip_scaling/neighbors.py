@@ -19,10 +19,18 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["radius_graph", "COINCIDENT_TOLERANCE"]
+__all__ = ["radius_graph", "COINCIDENT_TOLERANCE", "TIE_RTOL"]
 
 #: Two atoms closer than this (Å) are treated as coincident, which is an input error.
 COINCIDENT_TOLERANCE = 1e-6
+
+#: Relative tolerance under which a neighbour's distance counts as tied with the k-th nearest one
+#: (``max_neighbors = k``); see :func:`radius_graph`.
+TIE_RTOL = 1e-6
+# Rounding allowance of the tie test, in units of the dtype's eps times the coordinates' magnitude.
+_TIE_EPS = 64.0
+# Cell coordinates beyond this cannot be converted to int64 exactly.
+_MAX_CELL = 2.0**52
 
 # Upper bound on candidate pairs materialised at once (keeps peak memory bounded on huge systems).
 _CHUNK_PAIRS = 1 << 22
@@ -67,6 +75,25 @@ def _ranges_to_pairs(targets: Tensor, starts: Tensor, counts: Tensor) -> tuple[T
     return tgt, slot
 
 
+def _compress_cells(cell: Tensor) -> Tensor:
+    """Close the empty gaps of the cell grid, keeping which cells are equal or adjacent.
+
+    Along each axis the occupied cell coordinates are renumbered in order, a gap of 2 or more empty
+    cells becoming a gap of exactly 2. Cells that were equal or one apart still are, cells that were
+    farther apart still are too, so the neighbour search is unchanged, but the grid has at most
+    ``2 n`` cells per axis however spread out the atoms are (a bonded pair and an atom 1e9 Å away).
+
+    Shapes:
+        cell: ``[n, 3]`` int64 -> ``[n, 3]`` int64, non-negative.
+    """
+    out = torch.empty_like(cell)
+    for d in range(3):
+        values, inverse = torch.unique(cell[:, d], sorted=True, return_inverse=True)
+        gaps = (values[1:] - values[:-1]).clamp(max=2)
+        out[:, d] = torch.cat([gaps.new_zeros(1), torch.cumsum(gaps, 0)])[inverse]
+    return out
+
+
 def _cell_list_pairs(positions: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
     """All (source, target, squared distance) with u != v, same graph, |x_u - x_v| <= cutoff."""
     device = positions.device
@@ -76,12 +103,18 @@ def _cell_list_pairs(positions: Tensor, batch: Tensor, cutoff: float) -> tuple[T
     lower = torch.full((n_graphs, 3), math.inf, dtype=positions.dtype, device=device)
     lower = lower.scatter_reduce(0, batch.unsqueeze(1).expand(n, 3), positions, reduce="amin")
     cell_size = cutoff * (1.0 + 1e-4)  # margin: pairs at exactly the cutoff stay in adjacent cells
-    cell = torch.floor((positions - lower[batch]) / cell_size).to(torch.int64)
+    scaled = (positions - lower[batch]) / cell_size
+    if float(scaled.max()) >= _MAX_CELL:
+        raise ValueError(
+            f"positions: a molecule spans {float(scaled.max()) * cell_size:.3g} Å, more than 2^52 cutoffs; "
+            "split it into separate graphs (batch) or check the units"
+        )
+    cell = _compress_cells(torch.floor(scaled).to(torch.int64))
     dims = cell.amax(0) + 3  # one padding cell on each side, so offsets of +-1 never alias
     if float(n_graphs) * float(dims.prod()) >= 2.0**62:
         raise ValueError(
-            "cutoff is too small relative to the extent of the system for the cell list "
-            f"(grid of {dims.tolist()} cells); use a larger cutoff or split the system"
+            "positions: too many occupied cells for the cell list's 64-bit keys "
+            f"({n_graphs} graphs x {dims.tolist()} cells); split the batch into smaller batches"
         )
     stride = [int(dims[1] * dims[2]), int(dims[2]), 1]
     key = batch * int(dims.prod()) + ((cell + 1) * torch.tensor(stride, device=device)).sum(-1)
@@ -153,6 +186,29 @@ def _lexsort(*keys: Tensor) -> Tensor:
     return perm
 
 
+def _cap_neighbors(
+    src: Tensor, tgt: Tensor, d2: Tensor, k: int, positions: Tensor, batch: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Keep each target's ``k`` nearest sources plus every source tied with the ``k``-th (see radius_graph)."""
+    n = positions.shape[0]
+    perm = _lexsort(tgt, d2, src)
+    src, tgt, d2 = src[perm], tgt[perm], d2[perm]
+    counts = torch.bincount(tgt, minlength=n)
+    first = torch.cumsum(counts, 0) - counts
+    full = counts >= k
+    kth = torch.full((n,), math.inf, dtype=d2.dtype, device=d2.device)
+    kth[full] = d2[first[full] + (k - 1)]
+    # Tie tolerance: relative TIE_RTOL on the k-th distance, plus the rounding of coordinate
+    # differences at this molecule's scale (largest absolute coordinate, at least 1 Å).
+    n_graphs = int(batch[-1]) + 1
+    scale = torch.ones(n_graphs, dtype=positions.dtype, device=positions.device).scatter_reduce(
+        0, batch, positions.abs().amax(1), reduce="amax")[batch]
+    d_k = kth.sqrt()
+    limit = (d_k * (1 + TIE_RTOL) + _TIE_EPS * torch.finfo(positions.dtype).eps * scale) ** 2
+    keep = d2 <= limit[tgt]
+    return src[keep], tgt[keep]
+
+
 def radius_graph(
     positions: Tensor,
     batch: Tensor | None = None,
@@ -165,14 +221,21 @@ def radius_graph(
 
     Every ordered pair :math:`(u, v)`, :math:`u \ne v`, ``batch[u] == batch[v]`` and
     :math:`\lVert x_u - x_v \rVert \le r_c` is an edge :math:`u \to v`. With ``max_neighbors = k``, each
-    target :math:`v` keeps only its :math:`k` nearest sources; ties in distance are broken by the smaller
-    source index, so the result is deterministic. (The truncated graph is not symmetric in general.)
+    target :math:`v` keeps its :math:`k` nearest sources **and every source tied with the k-th**: with
+    :math:`d_k` the k-th smallest distance, every source with
+    :math:`d \le d_k (1 + \tau) + 64\,\epsilon\,s` is kept (:math:`\tau` = ``TIE_RTOL`` = 1e-6,
+    :math:`\epsilon` the dtype's machine epsilon, :math:`s` the molecule's largest absolute coordinate,
+    at least 1 Å). Which of several equidistant neighbours survive therefore never depends on atom
+    order or on rounding, so a capped graph is exactly invariant under permutations and rotations
+    even on a lattice; a target can keep more than ``k`` sources when distances tie. (The truncated
+    graph is not symmetric in general.)
 
     Args:
         positions: ``[n_atoms, 3]`` Cartesian coordinates (Å).
-        batch: ``[n_atoms]`` int64 graph index, sorted; ``None`` means a single graph.
+        batch: ``[n_atoms]`` int64 graph index, sorted; ``None`` means a single graph. Only equality
+            matters: any sorted labels work (they are renumbered 0, 1, ... internally).
         cutoff: radius :math:`r_c` in Å (inclusive).
-        max_neighbors: keep at most this many sources per target, nearest first.
+        max_neighbors: keep this many nearest sources per target, plus those tied with the last.
         backend: ``"torch"`` (cell list, default), ``"torch_cluster"`` (needs the ``fast`` extra; the
             same edge set), or ``"auto"`` (torch-cluster if installed, else torch).
 
@@ -181,7 +244,8 @@ def radius_graph(
 
     Raises:
         ValueError: bad shapes, non-finite positions, non-positive cutoff, or two atoms of the same
-            graph closer than ``COINCIDENT_TOLERANCE`` (1e-6 Å).
+            graph closer than ``COINCIDENT_TOLERANCE`` (1e-6 Å). Spread-out systems are fine (empty
+            space costs nothing: the cell grid is compressed).
 
     Shapes:
         positions ``[n, 3]``, batch ``[n]`` -> edge_index ``[2, E]``.
@@ -192,6 +256,7 @@ def radius_graph(
         return torch.empty(2, 0, dtype=torch.int64, device=device)
     if bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch must be sorted in non-decreasing order")
+    batch = torch.unique_consecutive(batch, return_inverse=True)[1]  # labels -> 0, 1, ...
     pos = positions.detach()
     if backend == "auto":
         backend = "torch_cluster" if importlib.util.find_spec("torch_cluster") is not None else "torch"
@@ -208,12 +273,6 @@ def radius_graph(
             f"(distance < {COINCIDENT_TOLERANCE} Å)"
         )
     if max_neighbors is not None and src.numel():
-        perm = _lexsort(tgt, d2, src)
-        src, tgt = src[perm], tgt[perm]
-        counts = torch.bincount(tgt, minlength=positions.shape[0])
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(tgt.numel(), device=device) - first[tgt]
-        keep = rank < max_neighbors
-        src, tgt = src[keep], tgt[keep]
+        src, tgt = _cap_neighbors(src, tgt, d2, max_neighbors, pos, batch)
     perm = _lexsort(tgt, src)
     return torch.stack([src[perm], tgt[perm]])

@@ -73,10 +73,11 @@ def test_validation_names_the_field(build, match):
         build()
 
 
-def test_edges_must_come_in_pairs_and_stay_inside_graphs():
+def test_edges_stay_inside_graphs_and_edge_vec_needs_edge_index():
     g = AtomicGraph.from_arrays([[0, 0, 0], [1, 0, 0]], [1, 1], batch=[0, 1])
-    with pytest.raises(ValueError, match="together"):
-        g.replace(edge_index=torch.zeros(2, 0, dtype=torch.int64))
+    with pytest.raises(ValueError, match="edge_vec was given without edge_index"):
+        g.replace(edge_vec=torch.zeros(0, 3))
+    assert g.replace(edge_index=torch.zeros(2, 0, dtype=torch.int64)).edge_vec.shape == (0, 3)
     with pytest.raises(ValueError, match="different graphs"):
         g.replace(edge_index=torch.tensor([[0], [1]]), edge_vec=torch.zeros(1, 3))
     with pytest.raises(ValueError, match="edge_index"):
@@ -146,3 +147,95 @@ def test_builtin_molecules_are_sane():
     assert set(g.atomic_numbers.unique().tolist()) <= {1, 6, 7, 8, 9, 16, 17}
     with pytest.raises(ValueError, match="n"):
         builtin_molecules(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14 audit defects: stale geometry, self-loops, dtype names
+
+
+def _builtin(n=6, dtype=torch.float64):
+    return AtomicGraph.from_molecules([m.as_tuple() for m in builtin_molecules(n)], dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["unconstrained", "cartesian"])
+def test_replace_positions_never_evaluates_stale_geometry(kind):
+    """Reproducer: m(g.replace(positions=moved)) used the old edge_vec (energy off by up to 6e-3)."""
+    from nnip_scaling.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(kind, width=8, depth=1, dtype="float64")
+    g = _builtin().with_edges(6.0, 30)
+    moved = g.positions + 0.3 * torch.randn(g.positions.shape, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(1))
+    fresh = _builtin().replace(positions=moved).with_edges(6.0, 30)
+    via_replace = g.replace(positions=moved)
+    assert torch.equal(via_replace.edge_index, fresh.edge_index)  # edges rebuilt, same settings
+    assert torch.equal(via_replace.edge_vec, moved[fresh.edge_index[0]] - moved[fresh.edge_index[1]])
+    assert torch.allclose(model(via_replace).energy, model(fresh).energy, rtol=0, atol=1e-12)
+    # dataclasses.replace cannot carry a stale edge_vec either: it is derived from the new positions.
+    import dataclasses
+
+    raw = dataclasses.replace(g, positions=moved)
+    assert torch.equal(raw.edge_vec, moved[g.edge_index[0]] - moved[g.edge_index[1]])
+
+
+def test_constructor_rejects_edge_vec_that_contradicts_positions():
+    g = _builtin(2).with_edges(4.0)
+    fields = dict(positions=g.positions, atomic_numbers=g.atomic_numbers, batch=g.batch, n_graphs=g.n_graphs,
+                  edge_index=g.edge_index)
+    wrong = g.edge_vec + 1e-3
+    with pytest.raises(ValueError, match="edge_vec disagrees with the positions"):
+        AtomicGraph(**fields, edge_vec=wrong)
+    with pytest.raises(ValueError, match="edge_vec disagrees"):
+        g.replace(edge_vec=wrong)
+    # The right vectors (to rounding) are accepted; and edge_vec may simply be left out.
+    ok = AtomicGraph(**fields, edge_vec=g.edge_vec.float())  # float32 rounding of the right vectors
+    assert torch.equal(ok.edge_vec, g.edge_vec)
+    assert torch.equal(AtomicGraph(**fields).edge_vec, g.edge_vec)
+
+
+def test_with_positions_keeps_edges_for_rigid_motion_and_refuses_stretch():
+    g = _builtin(3).with_edges(4.0, 10)
+    shifted = g.with_positions(g.positions + torch.tensor([5.0, -3.0, 2.0], dtype=torch.float64))
+    assert torch.equal(shifted.edge_index, g.edge_index)
+    assert torch.allclose(shifted.edge_vec, g.edge_vec, atol=1e-13)
+    with pytest.raises(ValueError, match="beyond the graph's cutoff .* use replace\\(positions=...\\)"):
+        g.with_positions(g.positions * 3.0)
+
+
+@pytest.mark.parametrize("kind", ["unconstrained", "directional", "cartesian", "spherical"])
+@pytest.mark.parametrize("forces", ["direct", "conservative"])
+def test_self_loop_edges_are_rejected_with_a_clear_error(kind, forces):
+    """Reproducer: a self-loop edge gave NaN energies; the graph now refuses it."""
+    from nnip_scaling.models import build_model
+
+    pos = torch.tensor([[0.0, 0, 0], [0.96, 0, 0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="self-loop.*atom 0 -> itself"):
+        AtomicGraph(pos, torch.tensor([1, 8]), torch.zeros(2, dtype=torch.int64), 1,
+                    edge_index=torch.tensor([[0, 1], [0, 0]]), edge_vec=torch.zeros(2, 3, dtype=torch.float64))
+    # Without the self-loop the same graph evaluates to finite numbers in every family.
+    g = AtomicGraph(pos, torch.tensor([1, 8]), torch.zeros(2, dtype=torch.int64), 1,
+                    edge_index=torch.tensor([[1], [0]]))
+    model = build_model(kind, width=4, depth=1, forces=forces, dtype="float64")
+    out = model(g)
+    assert torch.isfinite(out.energy).all() and torch.isfinite(out.forces).all()
+
+
+def test_coincident_atoms_cannot_share_an_edge():
+    pos = torch.tensor([[0.0, 0, 0], [0.0, 0, 0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="coincident"):
+        AtomicGraph(pos, torch.tensor([1, 1]), torch.zeros(2, dtype=torch.int64), 1,
+                    edge_index=torch.tensor([[0], [1]]))
+
+
+@pytest.mark.parametrize("name, dtype", [("float64", torch.float64), ("float32", torch.float32),
+                                         ("torch.float64", torch.float64), ("double", torch.float64)])
+def test_dtype_may_be_given_by_name(name, dtype):
+    """Reproducer: from_molecules(mols, dtype="float64") said "Invalid device string"."""
+    assert AtomicGraph.from_molecules([WATER], dtype=name).dtype == dtype
+    assert AtomicGraph.from_arrays(WATER[1], WATER[0], dtype=name).dtype == dtype
+    assert AtomicGraph.from_molecules([WATER]).to(dtype=name).dtype == dtype
+    with pytest.raises(TypeError, match="dtype must be a floating torch.dtype or one of"):
+        AtomicGraph.from_molecules([WATER], dtype="cuda")
+    with pytest.raises(TypeError, match="dtype must be a floating"):
+        AtomicGraph.from_molecules([WATER], dtype=torch.int64)

@@ -11,13 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnip_scaling import AtomicGraph, radius_graph
-from nnip_scaling.neighbors import COINCIDENT_TOLERANCE
+from nnip_scaling.neighbors import COINCIDENT_TOLERANCE, TIE_RTOL
 from nnip_scaling.testing.strategies import batches
 
 
 def brute_force(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, k: int | None) -> set[tuple[int, int]]:
-    """Pure-Python reference: every (u, v) pair, k nearest per target with ties by source index."""
+    """Pure-Python reference: every (u, v) pair; with k, the k nearest per target plus every source
+    tied with the k-th (documented window: d <= d_k (1 + TIE_RTOL) + 64 eps s)."""
     n = pos.shape[0]
+    eps = torch.finfo(pos.dtype).eps
     edges = set()
     for v in range(n):
         cands = []
@@ -29,8 +31,13 @@ def brute_force(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, k: int | 
             if d2 <= cutoff * cutoff:
                 cands.append((d2, u))
         cands.sort()
-        if k is not None:
-            cands = cands[:k]
+        if k is not None and len(cands) >= k:
+            s = max(1.0, float(pos[batch == batch[v]].abs().max()))
+            d_k = cands[k - 1][0] ** 0.5
+            window = d_k * (1 + TIE_RTOL) + 64 * eps * s
+            cands = [c for c in cands if c[0] ** 0.5 <= window * (1 + 1e-12)]
+            # Ties aside, exactly the k nearest: nothing kept is more than the window past the k-th.
+            assert len(cands) >= k
         edges.update((u, v) for _, u in cands)
     return edges
 
@@ -57,11 +64,63 @@ def test_matches_brute_force(graph, cutoff, k, dtype):
     assert bool((key[1:] > key[:-1]).all())
 
 
-def test_ties_broken_by_source_index():
-    # target 0 at the origin, four sources at the same distance; k=2 keeps the two lowest indices
-    pos = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], dtype=torch.float64)
+def test_ties_at_the_cap_are_all_kept():
+    # target 0 at the origin, four sources at the same distance, one farther: k=2 keeps all four tied
+    # ones (which two would survive a strict cap depends on atom order), and not the farther one.
+    pos = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [1.2, 0, 0.5]],
+                       dtype=torch.float64)
     ei = radius_graph(pos, None, 1.5, max_neighbors=2)
-    assert sorted(ei[0, ei[1] == 0].tolist()) == [1, 2]
+    assert sorted(ei[0, ei[1] == 0].tolist()) == [1, 2, 3, 4]
+    # A distance 1e-3 Å longer is not a tie: the cap keeps exactly k.
+    pos[2, 1] = 1.001
+    ei = radius_graph(pos, None, 1.5, max_neighbors=3)
+    assert sorted(ei[0, ei[1] == 0].tolist()) == [1, 3, 4]
+
+
+def _lattice(kind: str, n: int, spacing: float, dtype=torch.float64) -> torch.Tensor:
+    g = torch.arange(n, dtype=dtype)
+    cube = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3) * spacing
+    if kind == "sc":
+        return cube
+    # fcc: the cube plus face centres
+    faces = [cube + spacing * torch.tensor(o, dtype=dtype) / 2 for o in ((1, 1, 0), (1, 0, 1), (0, 1, 1))]
+    return torch.cat([cube] + faces)
+
+
+@pytest.mark.parametrize("kind, n, spacing, cutoff, k", [("sc", 4, 1.5, 6.0, 30), ("fcc", 3, 2.5, 5.0, 12),
+                                                         ("sc", 5, 1.0, 3.0, 7)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_capped_graph_is_invariant_on_lattices(kind, n, spacing, cutoff, k, dtype):
+    """Audit defect: with a strict cap, which of the tied lattice neighbours survive depends on atom
+    order and rounding; the capped edge set must map onto itself under permutation and rotation."""
+    from nnip_scaling.geometry import random_rotation
+
+    pos = _lattice(kind, n, spacing, dtype)
+    pos = pos - pos.mean(0)
+    ref = as_set(radius_graph(pos, None, cutoff, k))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        perm = torch.randperm(pos.shape[0], generator=gen)
+        got = radius_graph(pos[perm], None, cutoff, k)
+        assert {(int(perm[u]), int(perm[v])) for u, v in as_set(got)} == ref
+        rot = random_rotation(1, generator=gen, dtype=dtype)[0]
+        assert as_set(radius_graph(pos @ rot.T, None, cutoff, k)) == ref
+    # Ties kept: every target keeps at least k sources (test_matches_brute_force checks the window).
+    deg = torch.bincount(torch.tensor([v for _, v in ref]), minlength=pos.shape[0])
+    assert int(deg.min()) >= min(k, pos.shape[0] - 1)
+
+
+def test_capped_model_is_exactly_symmetric_on_a_cubic_cluster():
+    """Issue 14's reproducer: 64-atom cubic cluster (1.5 Å), default cap 30: forces of a Cartesian
+    model changed by 1e-2..8e-2 under permutation and rotation; they must agree to float64 rounding."""
+    from nnip_scaling.models import build_model
+    from nnip_scaling.testing import assert_equivariant
+
+    pos = _lattice("sc", 4, 1.5)
+    g = AtomicGraph.from_arrays(pos - pos.mean(0), torch.full((64,), 6), dtype=torch.float64)
+    model = build_model("cartesian", width=4, depth=1, dtype="float64")
+    assert model.config.max_neighbors == 30
+    assert_equivariant(model, g, group="O3", n_trials=2)
 
 
 def test_cutoff_is_inclusive_and_graphs_do_not_mix():
@@ -69,6 +128,23 @@ def test_cutoff_is_inclusive_and_graphs_do_not_mix():
     batch = torch.tensor([0, 0, 1, 1])
     ei = radius_graph(pos, batch, 2.0)
     assert as_set(ei) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+
+
+def test_spread_out_system_and_arbitrary_batch_labels():
+    """Audit defects: a bonded pair plus an atom 1e9 Å away was refused ("cutoff is too small"), and
+    batch labels of 1e15 made the cell list allocate petabytes."""
+    pos = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [1e9, 0, 0]], dtype=torch.float64)
+    assert as_set(radius_graph(pos, None, 1.5)) == {(0, 1), (1, 0)}
+    spread = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [1e9, 1e9, -1e9], [1e9 + 1, 1e9, -1e9], [3e8, 0, 7e8]],
+                          dtype=torch.float64)
+    assert as_set(radius_graph(spread, None, 1.5)) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+    n = 4
+    x = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0, 5.0, 0], [0, 5.5, 0]])
+    assert as_set(radius_graph(x, torch.full((n,), 10**15), 1.2)) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+    labels = torch.tensor([-7, -7, 10**15, 10**15])
+    assert as_set(radius_graph(x, labels, 10.0)) == {(0, 1), (1, 0), (2, 3), (3, 2)}
+    with pytest.raises(ValueError, match="more than 2\\^52 cutoffs"):
+        radius_graph(torch.tensor([[0.0, 0, 0], [1e300, 0, 0]], dtype=torch.float64), None, 1.0)
 
 
 def test_empty_single_atom_and_far_apart_graphs():

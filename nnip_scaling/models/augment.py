@@ -54,10 +54,8 @@ def rotate(graph: AtomicGraph, rotations: Tensor) -> AtomicGraph:
     centroid = scatter_mean(graph.positions, graph.batch, graph.n_graphs)[graph.batch]
     pos = torch.einsum("nij,nj->ni", per_atom, graph.positions - centroid) + centroid
     forces = None if graph.forces is None else torch.einsum("nij,nj->ni", per_atom, graph.forces)
-    edge_vec = None
-    if graph.edge_index is not None and graph.edge_vec is not None:
-        edge_vec = torch.einsum("eij,ej->ei", per_atom[graph.edge_index[1]], graph.edge_vec)
-    return dataclasses.replace(graph, positions=pos, forces=forces, edge_vec=edge_vec)
+    # A rotation keeps the neighbour set: edge_index is kept, edge_vec is derived from the new positions.
+    return dataclasses.replace(graph, positions=pos, forces=forces)
 
 
 def random_rotate(graph: AtomicGraph, generator: torch.Generator) -> AtomicGraph:

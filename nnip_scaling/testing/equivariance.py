@@ -148,7 +148,6 @@ def _permute_atoms(graph: AtomicGraph, generator: torch.Generator) -> tuple[Atom
     )
     if graph.edge_index is not None:
         changes["edge_index"] = inv[graph.edge_index]
-        changes["edge_vec"] = changes["positions"][changes["edge_index"][0]] - changes["positions"][changes["edge_index"][1]]
     return graph.replace(**changes), perm
 
 
