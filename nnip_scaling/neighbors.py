@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["radius_graph", "COINCIDENT_TOLERANCE", "TIE_RTOL"]
+__all__ = ["radius_graph", "coincident_pairs", "COINCIDENT_TOLERANCE", "TIE_RTOL"]
 
 #: Two atoms closer than this (Å) are treated as coincident, which is an input error.
 COINCIDENT_TOLERANCE = 1e-6
@@ -184,6 +184,32 @@ def _lexsort(*keys: Tensor) -> Tensor:
     for k in reversed(keys):
         perm = perm[torch.sort(k[perm], stable=True).indices]
     return perm
+
+
+def coincident_pairs(positions: Tensor, batch: Tensor | None = None) -> Tensor:
+    """Pairs of atoms of the same graph closer than ``COINCIDENT_TOLERANCE`` (1e-6 Å).
+
+    Loaders use it to reject coincident atoms at load time, where the file and configuration can be
+    named. Linear in the number of atoms (the cell list at a 1e-6 Å radius).
+
+    Args:
+        positions: ``[n_atoms, 3]`` finite coordinates (Å).
+        batch: ``[n_atoms]`` sorted graph labels, or ``None`` for one graph.
+
+    Returns:
+        ``[2, P]`` int64 pairs ``(u, v)`` with ``u < v``, sorted by ``u`` then ``v``.
+    """
+    batch = _validate(positions, batch, 1.0, None)
+    if positions.shape[0] == 0:
+        return torch.empty(2, 0, dtype=torch.int64, device=positions.device)
+    if bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch must be sorted in non-decreasing order")
+    batch = torch.unique_consecutive(batch, return_inverse=True)[1]
+    src, tgt, d2 = _cell_list_pairs(positions.detach(), batch, COINCIDENT_TOLERANCE)
+    keep = (src < tgt) & (d2 < COINCIDENT_TOLERANCE**2)
+    src, tgt = src[keep], tgt[keep]
+    perm = _lexsort(src, tgt)
+    return torch.stack([src[perm], tgt[perm]])
 
 
 def _cap_neighbors(

@@ -31,6 +31,7 @@ dataset's ``skipped`` attribute lists why.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import warnings
@@ -43,8 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from nnip_scaling.data._checks import coincident_atoms
 from nnip_scaling.data.dataset import SPLITS, MoleculeDataset
 from nnip_scaling.graph import MAX_ATOMIC_NUMBER
+from nnip_scaling.neighbors import COINCIDENT_TOLERANCE
 
 __all__ = ["load_dataset", "load_npz", "save_npz", "read_ase", "BUILTIN_FILE"]
 
@@ -117,8 +120,8 @@ def load_npz(path: str | os.PathLike[str], *, on_bad: str = "raise") -> Molecule
 
     Args:
         path: the ``.npz`` file.
-        on_bad: ``"raise"`` (default) or ``"skip"`` configurations with non-finite positions / labels or
-            atomic numbers outside 1..118. Structural problems (missing keys, arrays whose lengths
+        on_bad: ``"raise"`` (default) or ``"skip"`` configurations with non-finite positions / labels,
+            atomic numbers outside 1..118, or coincident atoms (closer than 1e-6 Å). Structural problems (missing keys, arrays whose lengths
             disagree, an unreadable file) always raise.
 
     Raises:
@@ -214,6 +217,8 @@ def _from_arrays(arrays: dict[str, np.ndarray], *, name: str, on_bad: str) -> Mo
             reasons.setdefault(int(i), why)
     for i in np.flatnonzero(~np.isfinite(energy)):
         reasons.setdefault(int(i), "non-finite energy")
+    for i, why in _coincident_reasons(pos, counts).items():
+        reasons.setdefault(i, why)
     keep = np.ones(c, dtype=bool)
     skipped: list[str] = []
     if reasons:
@@ -241,6 +246,12 @@ def _from_arrays(arrays: dict[str, np.ndarray], *, name: str, on_bad: str) -> Mo
         metadata=metadata,
         skipped=tuple(skipped),
     )
+
+
+def _coincident_reasons(positions: np.ndarray, counts: np.ndarray) -> dict[int, str]:
+    """``{configuration: reason}`` for configurations with two atoms closer than 1e-6 Å."""
+    return {c: f"atoms {i} and {j} are coincident (closer than {COINCIDENT_TOLERANCE} Å)"
+            for c, (i, j) in coincident_atoms(positions, counts).items()}
 
 
 def load_dataset(name: str = "builtin", *, split: str | None = None, on_bad: str = "raise") -> MoleculeDataset:
@@ -290,13 +301,17 @@ def read_ase(
     (``molecule_source`` = ``"FILE:INDEX"``); group them with your own ``molecule_id`` if you need
     molecule-level splits.
 
+    Extended XYZ files are checked before ASE sees them: a count line that promises more atoms than
+    the file holds (ASE would read on for minutes) is reported as a truncated or corrupt file.
+
     Args:
         path: ``.extxyz`` / ``.xyz``, ``.traj`` or ``.db`` file.
         energy_key: name of the energy label.
         forces_key: name of the forces label.
         format: ``"extxyz"``, ``"traj"`` or ``"db"`` (default: from the file extension).
         on_bad: ``"raise"`` or ``"skip"`` configurations with missing or malformed labels, non-finite
-            values or periodic cells; an unreadable tail of a file counts as one skipped entry.
+            values, coincident atoms (closer than 1e-6 Å) or periodic cells; an unreadable tail of a
+            file counts as one skipped entry.
 
     Raises:
         ImportError: ``ase`` is not installed (``pip install 'nnip_scaling[data]'``).
@@ -304,8 +319,8 @@ def read_ase(
     """
     _check_on_bad(on_bad)
     try:
-        import ase.db
-        import ase.io
+        import ase.db  # noqa: F401
+        import ase.io  # noqa: F401
     except ImportError as err:  # pragma: no cover - exercised only without ase
         raise ImportError("read_ase needs ASE: pip install 'nnip_scaling[data]'") from err
     name = os.fspath(path)
@@ -314,118 +329,219 @@ def read_ase(
     fmt = format if format is not None else _ASE_FORMATS.get(Path(name).suffix.lower())
     if fmt not in ("extxyz", "traj", "db"):
         raise ValueError(f"{name}: cannot tell the format from the extension; pass format='extxyz', 'traj' or 'db'")
+    out = _Collector(name, energy_key, forces_key, on_bad)
+    if fmt == "db":
+        _read_db(name, out)
+    else:
+        _read_frames(name, fmt, out)
+    out.drop_coincident()
+    if out.skipped:
+        warnings.warn(f"{name}: skipped {len(out.skipped)} of {out.total} configurations "
+                      f"(first: {out.skipped[0]})", stacklevel=2)
+    return out.dataset(fmt)
 
-    zs, rs, es, fs, kept, skipped = [], [], [], [], [], []
 
-    def bad(i: int, why: str) -> None:
-        msg = f"{name}: configuration {i}: {why}"
-        if on_bad == "raise":
+class _Collector:
+    """Configurations accepted so far, and the messages of those refused (``on_bad``)."""
+
+    def __init__(self, name: str, energy_key: str, forces_key: str, on_bad: str) -> None:
+        self.name, self.energy_key, self.forces_key, self.on_bad = name, energy_key, forces_key, on_bad
+        self.zs: list[np.ndarray] = []
+        self.rs: list[np.ndarray] = []
+        self.es: list[float] = []
+        self.fs: list[np.ndarray] = []
+        self.kept: list[int] = []
+        self.skipped: list[str] = []
+        self.total = 0
+
+    def bad(self, i: int, why: str) -> None:
+        msg = f"{self.name}: configuration {i}: {why}"
+        if self.on_bad == "raise":
             raise ValueError(msg)
-        skipped.append(msg)
+        self.skipped.append(msg)
 
-    def take(i: int, numbers: Any, positions: Any, pbc: Any, energy: Any, forces: Any) -> None:
+    def take(self, i: int, numbers: Any, positions: Any, pbc: Any, energy: Any, forces: Any) -> None:
+        """Validate one configuration; keep it or report it with :meth:`bad`."""
+        self.total += 1
         z = np.asarray(numbers, dtype=np.int64)
         r = np.asarray(positions, dtype=np.float64)
         n = z.shape[0]
         if n == 0:
-            return bad(i, "no atoms")
+            return self.bad(i, "no atoms")
         if np.any(pbc):
-            return bad(i, "periodic structures are not supported (pbc must be all False)")
+            return self.bad(i, "periodic structures are not supported (pbc must be all False)")
         if energy is None:
-            return bad(i, f"no energy under key {energy_key!r}")
+            return self.bad(i, f"no energy under key {self.energy_key!r}")
         if forces is None:
-            return bad(i, f"no forces under key {forces_key!r}")
+            return self.bad(i, f"no forces under key {self.forces_key!r}")
         try:
             e = float(np.asarray(energy, dtype=np.float64).reshape(()))
             f = np.asarray(forces, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            return bad(i, f"malformed labels ({err})")
+            return self.bad(i, f"malformed labels ({err})")
         if f.shape != (n, 3):
-            return bad(i, f"forces have shape {list(f.shape)}, expected [{n}, 3]")
+            return self.bad(i, f"forces have shape {list(f.shape)}, expected [{n}, 3]")
         if (z < 1).any() or (z > MAX_ATOMIC_NUMBER).any():
-            return bad(i, "atomic number outside 1..118")
+            return self.bad(i, "atomic number outside 1..118")
         if not np.isfinite(r).all():
-            return bad(i, "non-finite positions")
+            return self.bad(i, "non-finite positions")
         if not (np.isfinite(e) and np.isfinite(f).all()):
-            return bad(i, "non-finite energy or forces")
-        kept.append(i)
-        zs.append(z)
-        rs.append(r)
-        es.append(e)
-        fs.append(f)
+            return self.bad(i, "non-finite energy or forces")
+        self.kept.append(i)
+        self.zs.append(z)
+        self.rs.append(r)
+        self.es.append(e)
+        self.fs.append(f)
 
-    def calc_result(atoms: Any, key: str) -> Any:
-        calc = atoms.calc
-        results = getattr(calc, "results", None) if calc is not None else None
-        return None if results is None else results.get(key)
+    def drop_coincident(self) -> None:
+        """Refuse configurations with coincident atoms (one vectorised check over all of them)."""
+        if not self.rs:
+            return
+        counts = np.array([z.shape[0] for z in self.zs], dtype=np.int64)
+        reasons = _coincident_reasons(np.concatenate(self.rs), counts)
+        for j in sorted(reasons):
+            self.bad(self.kept[j], reasons[j])
+        if reasons:
+            keep = [j for j in range(len(self.kept)) if j not in reasons]
+            for attr in ("zs", "rs", "es", "fs", "kept"):
+                setattr(self, attr, [getattr(self, attr)[j] for j in keep])
+            self.skipped.sort(key=_config_index)
 
-    total = 0
+    def dataset(self, fmt: str) -> MoleculeDataset:
+        c = len(self.zs)
+        return MoleculeDataset(
+            atomic_numbers=np.concatenate(self.zs) if c else np.zeros(0, np.int64),
+            positions=np.concatenate(self.rs) if c else np.zeros((0, 3)),
+            energy=np.array(self.es, dtype=np.float64),
+            forces=np.concatenate(self.fs) if c else np.zeros((0, 3)),
+            n_atoms=np.array([z.shape[0] for z in self.zs], dtype=np.int64),
+            molecule_id=np.arange(c, dtype=np.int64),
+            molecule_smiles=np.array([""] * c, dtype=str),
+            molecule_source=np.array([f"{os.path.basename(self.name)}:{i}" for i in self.kept], dtype=str),
+            metadata={"source": os.path.basename(self.name), "format": fmt, "energy_key": self.energy_key,
+                      "forces_key": self.forces_key},
+            skipped=tuple(self.skipped),
+        )
+
+
+def _config_index(message: str) -> int:
+    """The configuration index in a ``"FILE: configuration I: why"`` message (for ordering)."""
+    try:
+        return int(message.rsplit(": configuration ", 1)[1].split(":", 1)[0])
+    except (IndexError, ValueError):  # pragma: no cover - all messages have the form
+        return -1
+
+
+def _read_db(name: str, out: _Collector) -> None:
+    import ase.db
+
+    try:
+        db = ase.db.connect(name, type="db")
+        rows = list(db.select())
+    except Exception as err:  # sqlite / ASE raise many types for corrupt files
+        raise ValueError(f"{name}: cannot read as an ASE database ({type(err).__name__}: {err})") from err
+    for i, row in enumerate(rows):
+        try:
+            atoms = row.toatoms()
+        except Exception as err:
+            out.total += 1
+            out.bad(i, f"unreadable row ({type(err).__name__}: {err})")
+            continue
+        kvp, data = row.key_value_pairs, row.data
+        energy = kvp.get(out.energy_key)
+        if energy is None and out.energy_key in ("energy", "free_energy"):
+            energy = row.get(out.energy_key)
+        forces = data.get(out.forces_key) if out.forces_key in data else None
+        if forces is None and out.forces_key == "forces":
+            forces = row.get("forces")
+        out.take(i, atoms.numbers, atoms.positions, atoms.pbc, energy, forces)
+
+
+def _read_frames(name: str, fmt: str, out: _Collector) -> None:
+    """Frames of an extxyz file or an ASE trajectory; a corrupt tail ends the file (one bad entry)."""
+    import ase.io
+
+    source: Any = name
+    tail_problem = None
+    if fmt == "extxyz":
+        n_ok, end, tail_problem = _check_xyz_counts(name)
+        if tail_problem is not None:
+            msg = f"unreadable from here on, file corrupt or truncated ({tail_problem})"
+            if out.on_bad == "raise" or n_ok == 0:
+                raise ValueError(f"{name}: configuration {n_ok}: {msg}")
+            with open(name, "rb") as fh:  # hand ASE only the well-formed frames
+                source = io.StringIO(fh.read(end).decode("utf-8", errors="replace"))
+            tail_problem = (n_ok, msg)
     with ExitStack() as stack:
-        if fmt == "db":
+        try:
+            frames = ase.io.iread(source, index=":", format=fmt)
+            stack.callback(getattr(frames, "close", lambda: None))
+        except Exception as err:
+            raise ValueError(f"{name}: cannot open as {fmt} ({type(err).__name__}: {err})") from err
+        i = 0
+        while True:
             try:
-                db = ase.db.connect(name, type="db")
-                rows = list(db.select())
-            except Exception as err:  # sqlite / ASE raise many types for corrupt files
-                raise ValueError(f"{name}: cannot read as an ASE database ({type(err).__name__}: {err})") from err
-            for i, row in enumerate(rows):
-                total += 1
-                try:
-                    atoms = row.toatoms()
-                except Exception as err:
-                    bad(i, f"unreadable row ({type(err).__name__}: {err})")
-                    continue
-                kvp = row.key_value_pairs
-                data = row.data
-                energy = kvp.get(energy_key)
-                if energy is None:
-                    energy = row.get(energy_key) if energy_key in ("energy", "free_energy") else None
-                forces = data.get(forces_key) if forces_key in data else None
-                if forces is None and forces_key == "forces":
-                    forces = row.get("forces")
-                take(i, atoms.numbers, atoms.positions, atoms.pbc, energy, forces)
-        else:
+                atoms = next(frames)
+            except StopIteration:
+                break
+            except Exception as err:  # parse errors of corrupt / truncated files
+                msg = f"unreadable from here on, file corrupt or truncated ({type(err).__name__}: {err})"
+                if i == 0 or out.on_bad == "raise":
+                    raise ValueError(f"{name}: configuration {i}: {msg}") from err
+                out.total += 1
+                out.skipped.append(f"{name}: configuration {i}: {msg}")
+                return
+            energy = atoms.info.get(out.energy_key)
+            if energy is None:
+                energy = _calc_result(atoms, out.energy_key)
+            forces = atoms.arrays.get(out.forces_key)
+            if forces is None:
+                forces = _calc_result(atoms, out.forces_key)
+            out.take(i, atoms.numbers, atoms.positions, atoms.pbc, energy, forces)
+            i += 1
+    if tail_problem is not None:
+        out.total += 1
+        out.skipped.append(f"{name}: configuration {tail_problem[0]}: {tail_problem[1]}")
+
+
+def _calc_result(atoms: Any, key: str) -> Any:
+    calc = atoms.calc
+    results = getattr(calc, "results", None) if calc is not None else None
+    return None if results is None else results.get(key)
+
+
+def _check_xyz_counts(name: str) -> tuple[int, int, str | None]:
+    """Walk the count lines of an (ext)XYZ file without parsing atoms.
+
+    ASE trusts a frame's count line and reads that many lines, even past the end of the file: a count
+    of 1e8 takes minutes. Here each count is checked against the lines that are left.
+
+    Returns:
+        ``(frames, end, problem)``: the number of well-formed frames before the first bad count line,
+        the byte offset where they end, and a description of the problem (``None`` if there is none;
+        lines that are not counts at all are left to ASE's own error).
+    """
+    frames = end = lineno = 0
+    with open(name, "rb") as fh:
+        lines = iter(fh)
+        for line in lines:
+            lineno += 1
+            if not line.strip():
+                break  # ASE stops at a blank line too
             try:
-                frames = ase.io.iread(name, index=":", format=fmt)
-                stack.callback(getattr(frames, "close", lambda: None))
-            except Exception as err:
-                raise ValueError(f"{name}: cannot open as {fmt} ({type(err).__name__}: {err})") from err
-            i = 0
-            while True:
-                try:
-                    atoms = next(frames)
-                except StopIteration:
-                    break
-                except Exception as err:  # parse errors of corrupt / truncated files
-                    total += 1
-                    msg = f"unreadable from here on, file corrupt or truncated ({type(err).__name__}: {err})"
-                    if i == 0 and on_bad == "skip":
-                        raise ValueError(f"{name}: configuration 0: {msg}") from err
-                    if on_bad == "raise":
-                        raise ValueError(f"{name}: configuration {i}: {msg}") from err
-                    skipped.append(f"{name}: configuration {i}: {msg}")
-                    break
-                total += 1
-                energy = atoms.info.get(energy_key)
-                if energy is None:
-                    energy = calc_result(atoms, energy_key)
-                forces = atoms.arrays.get(forces_key)
-                if forces is None:
-                    forces = calc_result(atoms, forces_key)
-                take(i, atoms.numbers, atoms.positions, atoms.pbc, energy, forces)
-                i += 1
-    if skipped:
-        warnings.warn(f"{name}: skipped {len(skipped)} of {total} configurations (first: {skipped[0]})", stacklevel=2)
-    c = len(zs)
-    counts = np.array([z.shape[0] for z in zs], dtype=np.int64)
-    return MoleculeDataset(
-        atomic_numbers=np.concatenate(zs) if c else np.zeros(0, np.int64),
-        positions=np.concatenate(rs) if c else np.zeros((0, 3)),
-        energy=np.array(es, dtype=np.float64),
-        forces=np.concatenate(fs) if c else np.zeros((0, 3)),
-        n_atoms=counts,
-        molecule_id=np.arange(c, dtype=np.int64),
-        molecule_smiles=np.array([""] * c, dtype=str),
-        molecule_source=np.array([f"{os.path.basename(name)}:{i}" for i in kept], dtype=str),
-        metadata={"source": os.path.basename(name), "format": fmt, "energy_key": energy_key, "forces_key": forces_key},
-        skipped=tuple(skipped),
-    )
+                n = int(line)
+            except ValueError:
+                break
+            if n < 0:
+                return frames, end, f"line {lineno}: the count line says {n} atoms"
+            size, got = len(line), 0
+            for follow in itertools.islice(lines, n + 1):  # comment line + n atom lines
+                got += 1
+                size += len(follow)
+            if got < n + 1:
+                return frames, end, (f"line {lineno}: the count line says {n} atoms but only "
+                                     f"{max(got - 1, 0)} atom line(s) follow before the end of the file")
+            lineno += got
+            frames += 1
+            end += size
+    return frames, end, None

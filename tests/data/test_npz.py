@@ -135,3 +135,22 @@ def test_bad_atomic_numbers_are_per_configuration(tmp_path):
         load_npz(path)
     with pytest.warns(UserWarning):
         assert len(load_npz(path, on_bad="skip")) == 3
+
+
+def test_coincident_atoms_are_caught_at_load_time(tmp_path):
+    """Audit defect: coincident atoms passed every loader and failed only inside train() with
+    batch-local atom indices; the loader must name the file, the configuration and the atoms."""
+    ds = make_dataset(6, dtype=np.float64)
+    raw = _raw(ds)
+    raw["positions"] = raw["positions"].copy()
+    first = int(ds.n_atoms[:2].sum())
+    raw["positions"][first + 2] = raw["positions"][first] + 1e-8  # configuration 2, atoms 0 and 2
+    path = _write_raw(tmp_path / "overlap.npz", **raw)
+    with pytest.raises(ValueError, match=r"overlap.npz: configuration 2: atoms 0 and 2 are coincident"):
+        load_npz(path)
+    with pytest.warns(UserWarning, match="skipped 1 of 6"):
+        back = load_npz(path, on_bad="skip")
+    np.testing.assert_array_equal(back.energy, ds.energy[[0, 1, 3, 4, 5]])
+    # Close but distinct atoms (1e-5 Å) are a geometry, not an error.
+    raw["positions"][first + 2] = raw["positions"][first] + 1e-5
+    assert len(load_npz(_write_raw(tmp_path / "close.npz", **raw))) == 6

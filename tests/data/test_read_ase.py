@@ -123,3 +123,44 @@ def test_corrupt_files_name_the_file(tmp_path):
         read_ase(tmp_path / "x.unknown")
     with pytest.raises(FileNotFoundError):
         read_ase(tmp_path / "nope.extxyz")
+
+
+@pytest.mark.parametrize("count", [10**7, 999999999999, -3])
+def test_absurd_count_line_is_refused_before_ase_reads_it(tmp_path, count, monkeypatch):
+    """Audit defect: a 12-line .xyz whose count line says 999999999999 made ASE read for minutes
+    (it trusts the count). The file must be refused without handing it to ASE at all."""
+    text = f"{count}\ncomment\n" + "".join(f"H {i}.0 0.0 0.0\n" for i in range(10))
+    (tmp_path / "huge.xyz").write_text(text)
+    real_iread = ase.io.iread
+
+    def guarded(source, *args, **kwargs):
+        if not hasattr(source, "read"):
+            assert "huge" not in str(source), "the bad file was handed to ASE"
+        return real_iread(source, *args, **kwargs)
+
+    monkeypatch.setattr(ase.io, "iread", guarded)
+    with pytest.raises(ValueError, match=r"huge.xyz: configuration 0: unreadable .* the count line says"):
+        read_ase(tmp_path / "huge.xyz")
+    # After good frames, the bad tail is one skipped entry (or the error with on_bad='raise').
+    ds = make_dataset(3, noise=0.2)
+    ase.io.write(tmp_path / "good.extxyz", _atoms_list(ds))
+    (tmp_path / "tail.extxyz").write_text((tmp_path / "good.extxyz").read_text() + text)
+    with pytest.raises(ValueError, match="tail.extxyz: configuration 3: unreadable"):
+        read_ase(tmp_path / "tail.extxyz")
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        back = read_ase(tmp_path / "tail.extxyz", on_bad="skip")
+    np.testing.assert_allclose(back.energy, ds.energy, rtol=1e-12)
+
+
+def test_coincident_atoms_named_at_load_time(tmp_path):
+    ds = make_dataset(4, noise=0.2)
+    atoms = _atoms_list(ds)
+    pos = atoms[1].positions.copy()
+    pos[1] = pos[0]
+    atoms[1].positions = pos
+    ase.io.write(tmp_path / "c.extxyz", atoms)
+    with pytest.raises(ValueError, match="c.extxyz: configuration 1: atoms 0 and 1 are coincident"):
+        read_ase(tmp_path / "c.extxyz")
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        back = read_ase(tmp_path / "c.extxyz", on_bad="skip")
+    assert list(back.molecule_source) == ["c.extxyz:0", "c.extxyz:2", "c.extxyz:3"]
