@@ -8,19 +8,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import time
 
 HELP = "Neighbour-list statistics of the built-in molecule set at given cutoffs."
+_N_BUILTIN = 90  # molecules in the built-in probe set
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of Å, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number of Å, got {text!r}")
+    return value
+
+
+def _int_in(low: int, high: float):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            bound = f"{low}..{high}" if high != math.inf else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cutoff", type=float, nargs="+", default=[4.0, 6.0, 10.0], help="cutoffs in Å")
-    parser.add_argument("--max-neighbors", type=int, default=None, help="neighbour cap per atom")
-    parser.add_argument("--n-molecules", type=int, default=None, help="use only the first N molecules")
+    parser.add_argument("--cutoff", type=_positive_float, nargs="+", default=[4.0, 6.0, 10.0],
+                        help="cutoffs in Å (positive)")
+    parser.add_argument("--max-neighbors", type=_int_in(1, math.inf), default=None,
+                        help="neighbour cap per atom (>= 1; tied neighbours are all kept)")
+    parser.add_argument("--n-molecules", type=_int_in(1, _N_BUILTIN), default=None,
+                        help=f"use only the first N molecules (1..{_N_BUILTIN})")
     parser.add_argument("--json", default=None, help="also write the table as JSON to this path")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:  # fail before the work, not after it
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--json {args.json}: the folder {folder} does not exist")
     import torch
 
     from nnip_scaling.data.molecules import builtin_molecules
