@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+from nnip_scaling.scaling._summary import format_value, short_repr, summary_table
 from nnip_scaling.scaling._validate import check_real
 from nnip_scaling.scaling.fit import PowerLawFit, SumPowerLawFit
 
@@ -50,6 +51,8 @@ class ComputeOptimal:
         ci: symbol -> ``(low, high)`` interval propagated from the sum-law bootstrap draws (empty when
             the fit has none).
         samples: symbol -> propagated draws.
+
+    ``print(opt)`` shows the allocation and frontier with their intervals; ``repr`` is one line.
     """
 
     a: float
@@ -64,6 +67,25 @@ class ComputeOptimal:
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     symbols = ("a", "b", "G", "F_c", "gamma_c")
+
+    def summary(self) -> str:
+        """The text ``print(opt)`` shows."""
+        n_draws = len(self.samples["a"]) if self.samples else 0
+        unit = "FLOPs" if self.compute_unit == 1 else f"{format_value(self.compute_unit)} FLOPs"
+        facts = [f"kappa: {format_value(self.kappa)}", f"C in units of {unit}",
+                 f"L_inf: {format_value(self.L_inf)}",
+                 f"intervals: propagated from {n_draws} bootstrap draws" if n_draws else "intervals: none"]
+        return summary_table(
+            "Compute-optimal allocation   N* ~ C^a, D* ~ C^b, L(C) = L_inf + F_c C^-gamma_c (eq. 6-7)",
+            facts, {k: getattr(self, k) for k in self.symbols}, self.ci,
+            confidence=None, notes=["N*(C) = G (C / 3 kappa)^a,  D*(C) = (C / 3 kappa)^b / G"])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return short_repr("ComputeOptimal", {k: getattr(self, k) for k in self.symbols},
+                          kappa=format_value(self.kappa), compute_unit=format_value(self.compute_unit))
 
     @staticmethod
     def _check(C: ArrayLike) -> np.ndarray:
@@ -174,6 +196,37 @@ class Consistency:
     ci_frontier: dict[str, tuple[float, float]] = field(default_factory=dict)
     ci_sum: dict[str, tuple[float, float]] = field(default_factory=dict)
     compute_unit: float = 1.0
+
+    def summary(self) -> str:
+        """The text ``print(c)`` shows: both estimates side by side with their intervals."""
+        heavy, light = "=" * 78, "-" * 78
+
+        def row(name: str, frontier: float, derived: float) -> str:
+            cells = []
+            for value, ci in ((frontier, self.ci_frontier), (derived, self.ci_sum)):
+                lo_hi = ci.get(name)
+                cells.append(format_value(value) + (f" [{format_value(lo_hi[0])}, {format_value(lo_hi[1])}]"
+                                                    if lo_hi else ""))
+            return f"{name:<9}{cells[0]:>30}{cells[1]:>34}"
+
+        overlap = self.gamma_c_intervals_overlap
+        verdict = ("no intervals (fits without bootstrap)" if overlap is None
+                   else "gamma_c intervals overlap" if overlap else "gamma_c intervals do NOT overlap")
+        return "\n".join([
+            heavy, "Loss-compute frontier: fitted (eq. 4) vs derived from the sum law (eq. 7)", heavy,
+            f"{'':<9}{'frontier fit (eq. 4)':>30}{'sum law (eq. 7)':>34}", light,
+            row("gamma_c", self.gamma_c_frontier, self.gamma_c_sum),
+            row("F_c", self.F_c_frontier, self.F_c_sum), heavy,
+            f"difference gamma_c: {self.gamma_c_difference:+.4f}    ratio F_c: {self.F_c_ratio:.4g}    {verdict}",
+        ])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return short_repr("Consistency", {"gamma_c_frontier": self.gamma_c_frontier,
+                                          "gamma_c_sum": self.gamma_c_sum, "F_c_frontier": self.F_c_frontier,
+                                          "F_c_sum": self.F_c_sum})
 
     @property
     def gamma_c_difference(self) -> float:

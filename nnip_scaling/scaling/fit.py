@@ -39,10 +39,13 @@ The bootstrap draws are kept in ``fit.samples`` so that derived quantities
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -55,6 +58,7 @@ from nnip_scaling.scaling._validate import (
     check_real,
     same_length,
 )
+from nnip_scaling.scaling._summary import format_value, short_repr, summary_table
 from nnip_scaling.scaling.laws import power_law, sum_power_law
 
 __all__ = ["FitWarning", "PowerLawFit", "SumPowerLawFit", "fit_power_law", "fit_sum_power_law"]
@@ -94,6 +98,10 @@ class PowerLawFit:
         fixed: symbols held fixed (``("L_inf",)`` unless ``L_inf="fit"``).
         objective: final value of ``sum_i rho(r_i)`` on the full data.
         confidence: level of ``ci``.
+        warnings: the messages of the :class:`FitWarning` s the fit emitted (also shown by ``print``).
+
+    ``print(fit)`` shows a summary table (parameters, intervals, objective, warnings); ``repr`` is
+    one line.
     """
 
     F: float
@@ -105,8 +113,25 @@ class PowerLawFit:
     fixed: tuple[str, ...] = ()
     objective: float = math.nan
     confidence: float = 0.95
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     symbols = ("F", "gamma", "L_inf")
+
+    def summary(self) -> str:
+        """The text ``print(fit)`` shows: parameters with intervals, objective, warnings."""
+        return summary_table(
+            "Power law   L(x) = L_inf + F x^-gamma   (paper eq. 4)",
+            _facts(self.n_points, self.objective, self.samples, self.confidence),
+            {k: getattr(self, k) for k in self.symbols}, self.ci, confidence=self.confidence,
+            fixed=self.fixed, warnings=self.warnings)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return short_repr("PowerLawFit", {k: getattr(self, k) for k in self.symbols},
+                          n_points=self.n_points, objective=format_value(self.objective),
+                          warnings=len(self.warnings))
 
     def predict(self, x: ArrayLike) -> np.ndarray:
         """Loss predicted at ``x`` (same shape as ``x``)."""
@@ -146,6 +171,10 @@ class SumPowerLawFit:
         objective: final ``sum_i rho(r_i)`` on the full data.
         n_starts, n_agree: local refinements run, and how many reached the best objective.
         confidence: level of ``ci``.
+        warnings: the messages of the :class:`FitWarning` s the fit emitted (also shown by ``print``).
+
+    ``print(fit)`` shows a summary table (parameters, intervals, objective, starts, warnings);
+    ``repr`` is one line.
     """
 
     L_inf: float
@@ -161,12 +190,67 @@ class SumPowerLawFit:
     n_starts: int = 0
     n_agree: int = 0
     confidence: float = 0.95
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     symbols = ("L_inf", "A", "B", "alpha", "beta")
+
+    def summary(self) -> str:
+        """The text ``print(fit)`` shows: parameters with intervals, objective, starts, warnings."""
+        facts = _facts(self.n_points, self.objective, self.samples, self.confidence)
+        if self.n_starts:
+            facts.append(f"starts: {self.n_agree} of {self.n_starts} reached the optimum")
+        return summary_table(
+            "Sum power law   L(N, D) = L_inf + A N^-alpha + B D^-beta   (paper eq. 5)",
+            facts, {k: getattr(self, k) for k in self.symbols}, self.ci, confidence=self.confidence,
+            fixed=self.fixed, warnings=self.warnings)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return short_repr("SumPowerLawFit", {k: getattr(self, k) for k in self.symbols},
+                          n_points=self.n_points, objective=format_value(self.objective),
+                          warnings=len(self.warnings))
 
     def predict(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
         """Loss predicted at model size ``N`` and data size ``D`` (broadcast shape)."""
         return sum_power_law(N, D, self.L_inf, self.A, self.B, self.alpha, self.beta)
+
+
+def _facts(n_points: int, objective: float, samples: Mapping[str, np.ndarray], confidence: float) -> list[str]:
+    n_draws = len(next(iter(samples.values()))) if samples else 0
+    boot = (f"bootstrap: {n_draws} draws, {100 * confidence:g}% percentile intervals" if n_draws
+            else "bootstrap: none (no intervals)")
+    facts = [f"points: {n_points}" if n_points else "built by hand (not fitted)"]
+    if math.isfinite(objective):
+        facts.append(f"objective: {format_value(objective)}")
+    return facts + [boot]
+
+
+_Fit = TypeVar("_Fit", PowerLawFit, SumPowerLawFit)
+
+
+def _keeps_warnings(fitter: Callable[..., _Fit]) -> Callable[..., _Fit]:
+    """Store the messages of the FitWarnings a fitter emits in its result (they are still emitted).
+
+    Warnings are recorded, then re-issued at their original location after the fit, so the user's
+    warning filters (``ignore``, ``error``) apply exactly as without recording.
+    """
+
+    @functools.wraps(fitter)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = fitter(*args, **kwargs)
+            finally:
+                pending = list(caught)
+        for w in pending:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        notes = tuple(str(w.message) for w in pending if issubclass(w.category, FitWarning))
+        return dataclasses.replace(result, warnings=notes) if notes else result
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,7 +401,7 @@ def _optimise(model: _LogSumModel, starts: np.ndarray, lb: np.ndarray, ub: np.nd
     spread = np.abs(thetas[agree] - thetas[best]).max(axis=0)
     if results[best][2] == 0:
         warnings.warn("the best local fit hit its evaluation limit before converging",
-                      FitWarning, stacklevel=3)
+                      FitWarning, stacklevel=4)
     return _Optimum(results[best][1], float(best_cost), len(starts), int(agree.sum()), spread)
 
 
@@ -371,7 +455,7 @@ def _bootstrap_nonlinear(model: _LogSumModel, theta_hat: np.ndarray, lb: np.ndar
         out.append(res.x)
     if n_failed:
         warnings.warn(f"{n_failed} of {len(counts)} bootstrap refits failed and were dropped",
-                      FitWarning, stacklevel=3)
+                      FitWarning, stacklevel=4)
     return np.array(out).reshape(-1, model.n_params)
 
 
@@ -389,6 +473,18 @@ def _check_exponent_bounds(bounds: object) -> tuple[float, float]:
     if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo < hi):
         raise ValueError(f"exponent_bounds must satisfy 0 <= low < high (finite), got {bounds!r}")
     return lo, hi
+
+
+def _fits_L_inf(L_inf: object) -> bool:
+    return isinstance(L_inf, str) and L_inf == "fit"
+
+
+def _check_n_points(n: int, n_params: int) -> None:
+    """Enough points for ``n_params`` parameters and an error estimate (checked before anything else,
+    so that empty input gets this message, not numpy's "zero-size array")."""
+    if n < n_params + 1:
+        raise ValueError(f"need at least {n_params + 1} points to fit {n_params} parameters "
+                         f"(with an error estimate), got {n}")
 
 
 def _check_L_inf(L_inf: object, min_loss: float) -> float | None:
@@ -419,14 +515,14 @@ def _warn_bounds(names: list[str], theta: np.ndarray, lb: np.ndarray, ub: np.nda
             bound = lb[i] if side == "lower" else ub[i]
             warnings.warn(f"{name} = {theta[i]:.6g} sits on its {side} bound {bound:g}; the optimum "
                           "may lie outside the allowed range (see exponent_bounds)",
-                          FitWarning, stacklevel=3)
+                          FitWarning, stacklevel=4)
 
 
 def _warn_fit_quality(opt: _Optimum, model: _LogSumModel, names: list[str], lb: np.ndarray,
                       ub: np.ndarray, min_agree: int) -> None:
     if opt.n_starts >= 2 and opt.n_agree < min(min_agree, opt.n_starts):
         warnings.warn(f"only {opt.n_agree} of {opt.n_starts} starts reached the best objective; the "
-                      "optimum may not be global (try more n_starts)", FitWarning, stacklevel=3)
+                      "optimum may not be global (try more n_starts)", FitWarning, stacklevel=4)
     free = np.array([lb[i] + 1e-9 < opt.theta[i] < ub[i] - 1e-9 for i in range(len(names))])
     ratio = _identifiability(model, opt.theta, free)
     loose = [names[i] for i in range(len(names)) if free[i] and opt.spread[i] > 1e-3 * max(
@@ -435,13 +531,14 @@ def _warn_fit_quality(opt: _Optimum, model: _LogSumModel, names: list[str], lb: 
         detail = (f"agreeing starts differ in {', '.join(loose)}" if loose
                   else f"Jacobian condition 1/{1 / max(ratio, 1e-300):.3g}")
         warnings.warn(f"the parameters are not identifiable from these data ({detail}); the values "
-                      "and intervals are not meaningful individually", FitWarning, stacklevel=3)
+                      "and intervals are not meaningful individually", FitWarning, stacklevel=4)
 
 
 # ----------------------------------------------------------------------------------------------
 # Public fitters
 
 
+@_keeps_warnings
 def fit_power_law(
     x: ArrayLike,
     loss: ArrayLike,
@@ -489,16 +586,13 @@ def fit_power_law(
     x = as_positive_1d("x", x)
     loss = as_positive_1d("loss", loss)
     n = same_length(x=x, loss=loss)
+    _check_n_points(n, 3 if _fits_L_inf(L_inf) else 2)
     E = _check_L_inf(L_inf, float(loss.min()))
     delta = _check_delta(huber_delta)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
     confidence = check_real("confidence", confidence, low=0.0, high=1.0)
     ebounds = _check_exponent_bounds(exponent_bounds)
     codes = None if groups is None else as_groups("groups", groups, n)
-    n_params = 2 if E is not None else 3
-    if n < n_params + 1:
-        raise ValueError(f"need at least {n_params + 1} points to fit {n_params} parameters "
-                         f"(with an error estimate), got {n}")
     if np.unique(x).size < 2:
         raise ValueError("x has a single distinct value: the exponent gamma is not identifiable")
     rng = _rng(seed)
@@ -513,7 +607,7 @@ def fit_power_law(
         a, gamma = float(theta[0, 0]), float(theta[0, 1])
         if not (ebounds[0] <= gamma <= ebounds[1]):
             warnings.warn(f"gamma = {gamma:.6g} lies outside exponent_bounds {ebounds}; least squares "
-                          "on log-log data does not apply bounds", FitWarning, stacklevel=2)
+                          "on log-log data does not apply bounds", FitWarning, stacklevel=3)
         samples: dict[str, np.ndarray] = {}
         if n_bootstrap:
             counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
@@ -521,7 +615,7 @@ def fit_power_law(
             ok = np.all(np.isfinite(th), axis=1)
             if not ok.all():
                 warnings.warn(f"{int((~ok).sum())} of {n_bootstrap} bootstrap resamples had a single "
-                              "distinct x and were dropped", FitWarning, stacklevel=2)
+                              "distinct x and were dropped", FitWarning, stacklevel=3)
             th = th[ok]
             samples = {"F": np.exp(th[:, 0]), "gamma": th[:, 1], "L_inf": np.zeros(len(th))}
         return PowerLawFit(
@@ -538,7 +632,7 @@ def fit_power_law(
     starts = grid[np.argsort(scores, kind="stable")[: min(8, len(grid))]]
     opt = _optimise(model, starts, lb, ub, delta)
     names = ["F", "gamma"] + (["L_inf"] if model.fit_E else [])
-    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=2)
+    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=3)
     _warn_bounds(names, theta, lb, ub)
     _warn_fit_quality(opt, model, names, lb, ub, min_agree=2)
 
@@ -591,6 +685,7 @@ def _snap_samples(L_inf: np.ndarray, min_loss: float) -> np.ndarray:
     return np.where(L_inf < _LINF_ZERO * min_loss, 0.0, L_inf)
 
 
+@_keeps_warnings
 def fit_sum_power_law(
     N: ArrayLike,
     D: ArrayLike,
@@ -645,6 +740,7 @@ def fit_sum_power_law(
     D = as_positive_1d("D", D)
     loss = as_positive_1d("loss", loss)
     n = same_length(N=N, D=D, loss=loss)
+    _check_n_points(n, 5 if _fits_L_inf(L_inf) else 4)
     E = _check_L_inf(L_inf, float(loss.min()))
     delta = _check_delta(huber_delta)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
@@ -652,10 +748,6 @@ def fit_sum_power_law(
     confidence = check_real("confidence", confidence, low=0.0, high=1.0)
     ebounds = _check_exponent_bounds(exponent_bounds)
     codes = None if groups is None else as_groups("groups", groups, n)
-    n_params = 4 if E is not None else 5
-    if n < n_params + 1:
-        raise ValueError(f"need at least {n_params + 1} points to fit {n_params} parameters "
-                         f"(with an error estimate), got {n}")
     for name, v, other in (("N", N, "D"), ("D", D, "N")):
         if np.unique(v).size < 2:
             raise ValueError(
@@ -675,7 +767,7 @@ def fit_sum_power_law(
         scores = _score(model, grid, delta)
         starts = grid[np.argsort(scores, kind="stable")[: min(n_starts, len(grid))]]
     opt = _optimise(model, starts, lb, ub, delta)
-    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=2)
+    theta = _snap_L_inf(opt.theta, model, float(loss.min()), stacklevel=3)
     _warn_bounds(names, theta, lb, ub)
     _warn_fit_quality(opt, model, names, lb, ub, min_agree=max(2, n_starts // 8))
 

@@ -19,7 +19,9 @@ the file line).
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import json
 import math
 import os
@@ -95,6 +97,26 @@ class RunLog:
         for name, arr in cols.items():
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "extra", extra)
+
+    def __repr__(self) -> str:
+        return (f"RunLog({len(self)} rows, {len(np.unique(self.run_id))} runs, "
+                f"columns={list(self.columns)})")
+
+    def __str__(self) -> str:
+        """One line per run (first 20): rows, N, tokens and FLOPs reached, last and best loss."""
+        ids, first = np.unique(self.run_id, return_index=True)
+        ids = ids[np.argsort(first)]
+        lines = [f"{repr(self)}",
+                 f"{'run_id':<24}{'rows':>6}{'n_params':>12}{'tokens':>12}{'flops':>12}{'last loss':>12}"
+                 f"{'best loss':>12}"]
+        for rid in ids[:20]:
+            m = self.run_id == rid
+            lines.append(f"{str(rid)[:23]:<24}{int(m.sum()):>6}{self.n_params[m].max():>12.4g}"
+                         f"{self.tokens[m].max():>12.4g}{self.flops[m].max():>12.4g}"
+                         f"{self.loss[m][-1]:>12.4g}{self.loss[m].min():>12.4g}")
+        if len(ids) > 20:
+            lines.append(f"... {len(ids) - 20} more runs")
+        return "\n".join(lines)
 
     # Paper symbols as aliases.
     @property
@@ -181,7 +203,9 @@ def _format(path: Path, fmt: str | None) -> str:
 
 
 def _parse_number(text: object, *, col: str, where: str) -> float:
-    if isinstance(text, bool) or text is None or (isinstance(text, str) and not text.strip()):
+    if isinstance(text, bool):
+        raise ValueError(f"{where}: column {col!r} is {str(text).lower()}, a boolean, not a number")
+    if text is None or (isinstance(text, str) and not text.strip()):
         raise ValueError(f"{where}: column {col!r} is empty")
     try:
         v = float(text)  # type: ignore[arg-type]
@@ -205,62 +229,92 @@ def _free_column(values: list) -> np.ndarray:
     return np.array(["" if v is None else str(v) for v in values])
 
 
-def load_runs(path: str | os.PathLike, *, format: str | None = None) -> RunLog:
+def load_runs(path: str | os.PathLike, *, format: str | None = None, encoding: str = "utf-8") -> RunLog:
     """Read a run log from CSV (header row) or JSON Lines (one object per line).
 
     Args:
         path: file path; the format is taken from the suffix (``.csv``; ``.jsonl``/``.ndjson``/
             ``.json``) unless ``format`` is given.
         format: ``"csv"`` or ``"jsonl"``.
+        encoding: text encoding (default UTF-8). A UTF-8 byte-order mark, as spreadsheet programs
+            write, is ignored.
 
     Returns:
         :class:`RunLog`.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: unknown format, missing columns, empty/non-numeric/NaN/inf/non-positive values
-            (the message names the column, the 1-based data row and, for CSV, the line).
+        ValueError: unknown format, text that is not in ``encoding``, missing columns, empty /
+            non-numeric / boolean / NaN / inf / non-positive values (the message names the file, the
+            column, the 1-based data row and the line).
     """
     path = Path(path)
     fmt = _format(path, format)
-    records: list[tuple[str, dict]] = []  # (location text, row mapping)
-    if fmt == "csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                raise ValueError(f"{path}: empty file (no header row)")
-            header = [h.strip() for h in reader.fieldnames]
-            if len(set(header)) != len(header):
-                raise ValueError(f"{path}: duplicate column names in header {header}")
-            for row in reader:
-                if all((v is None or not str(v).strip()) for v in row.values()):
-                    continue  # blank line
-                if None in row:
-                    raise ValueError(f"{path} line {reader.line_num}: more fields than the header")
-                records.append((f"line {reader.line_num}", {k.strip(): v for k, v in row.items()}))
-    else:
-        header = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise ValueError(f"{path} line {lineno}: expected a JSON object, got "
-                                     f"{type(obj).__name__}")
-                for k in obj:
-                    if k not in header:
-                        header.append(k)
-                records.append((f"line {lineno}", obj))
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+    try:
+        header, records = (_read_csv if fmt == "csv" else _read_jsonl)(path, _text_encoding(encoding))
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not {encoding} text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            f"re-save it as UTF-8 or pass encoding='latin-1' (or the file's encoding)") from None
     if not records:
         raise ValueError(f"{path}: no data rows")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; found columns {header}")
+    return _to_runlog(path, header, records)
 
+
+def _text_encoding(encoding: str) -> str:
+    """``utf-8`` reads as ``utf-8-sig``: a byte-order mark would otherwise glue onto the first column."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(f"encoding: unknown text encoding {encoding!r}") from None
+    return "utf-8-sig" if name == "utf-8" else encoding
+
+
+def _read_csv(path: Path, encoding: str) -> tuple[list[str], list[tuple[str, dict]]]:
+    records: list[tuple[str, dict]] = []  # (location text, row mapping)
+    with open(path, newline="", encoding=encoding) as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None:
+            raise ValueError(f"{path}: empty file (no header row)")
+        header = [h.strip() for h in reader.fieldnames]
+        if len(set(header)) != len(header):
+            raise ValueError(f"{path}: duplicate column names in header {header}")
+        for row in reader:
+            if all((v is None or not str(v).strip()) for v in row.values()):
+                continue  # blank line
+            if None in row:
+                raise ValueError(f"{path} line {reader.line_num}: more fields than the header")
+            records.append((f"line {reader.line_num}", {k.strip(): v for k, v in row.items()}))
+    return header, records
+
+
+def _read_jsonl(path: Path, encoding: str) -> tuple[list[str], list[tuple[str, dict]]]:
+    header: list[str] = []
+    records: list[tuple[str, dict]] = []
+    with open(path, encoding=encoding) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path} line {lineno}: expected a JSON object, got "
+                                 f"{type(obj).__name__}")
+            for k in obj:
+                if k not in header:
+                    header.append(k)
+            records.append((f"line {lineno}", obj))
+    return header, records
+
+
+def _to_runlog(path: Path, header: list[str], records: list[tuple[str, dict]]) -> RunLog:
     cols: dict[str, list] = {c: [] for c in header}
     for i, (loc, row) in enumerate(records, start=1):
         where = f"{path} row {i} ({loc})"

@@ -335,3 +335,12 @@ def test_too_few_points():
         fit_power_law([1.0, 2.0, 3.0], [1.0, 0.5, 0.4], L_inf="fit")
     with pytest.raises(ValueError, match="x has a single distinct value"):
         fit_power_law([2.0, 2.0, 2.0], [1.0, 0.5, 0.4])
+
+
+@pytest.mark.parametrize("L_inf", [0.0, "fit"])
+def test_empty_input_gets_the_point_count_message(L_inf):
+    """Audit defect: fit_power_law([], []) failed with numpy's "zero-size array"."""
+    with pytest.raises(ValueError, match="need at least .* points .* got 0"):
+        fit_power_law([], [], L_inf=L_inf)
+    with pytest.raises(ValueError, match="need at least .* points .* got 0"):
+        fit_sum_power_law([], [], [], L_inf=L_inf)

@@ -132,3 +132,34 @@ def test_runlog_constructor_validates():
         save_runs("x.csv", {"run_id": []})
     with pytest.raises(ValueError, match="format must be"):
         save_runs("x.csv", runs, format="xml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14 audit: cryptic errors
+
+
+def test_encodings_are_reported_with_the_file_name_and_a_bom_is_ignored(tmp_path):
+    body = "run_id,n_params,tokens,flops,loss,arch\nr1,10,100,1000,0.5,café\nr2,20,100,2000,0.4,café\n"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(body.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv: not utf-8 text .* pass encoding='latin-1'"):
+        load_runs(latin)
+    assert list(load_runs(latin, encoding="latin-1").extra["arch"]) == ["café", "café"]
+    # A UTF-8 byte-order mark (Excel's "CSV UTF-8") was glued to the first column: "missing run_id".
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    runs = load_runs(bom)
+    assert runs.columns[0] == "run_id" and list(runs.run_id) == ["r1", "r2"]
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + b'{"run_id": "a", "n_params": 1, "tokens": 2, "flops": 3, "loss": 0.5}\n')
+    assert list(load_runs(jsonl).run_id) == ["a"]
+    with pytest.raises(ValueError, match="encoding: unknown text encoding"):
+        load_runs(bom, encoding="klingon")
+
+
+def test_jsonl_boolean_is_named_as_a_boolean(tmp_path):
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"run_id": "a", "n_params": 1, "tokens": 2, "flops": 3, "loss": 0.5}\n'
+                    '{"run_id": "b", "n_params": true, "tokens": 2, "flops": 3, "loss": 0.5}\n')
+    with pytest.raises(ValueError, match=r"b.jsonl row 2 \(line 2\): column 'n_params' is true, a boolean"):
+        load_runs(path)
