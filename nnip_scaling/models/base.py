@@ -17,7 +17,9 @@ What a family must provide (the plug-in contract; also in docs/architecture_mode
    fields with defaults (validated in ``__post_init__`` after calling ``super().__post_init__()``). Its
    fields are exactly ``build_model``'s keyword arguments for that family.
 2. a **model class** ``<Kind>Model(Potential)`` with class attributes ``config_class = <Kind>Config`` and
-   ``ladder_options: Mapping[str, Any]`` (family options of the paper's ladder, may be empty), and an
+   ``ladder_options: Mapping[str, Any]`` (family options of the paper's ladder, may be empty),
+   ``symmetry_group: str`` (the rotation group the family respects exactly by construction: ``"O3"``,
+   ``"SO3"`` or ``"none"``; :func:`~nnip_scaling.testing.assert_equivariant` checks it by default), and an
    ``__init__(self, config)`` that builds the parts and calls
    ``super().__init__(config, embedding=..., representation=..., energy_head=..., force_head=...)``.
    It overrides nothing else: forward, edge building, forces, validation and dtype live here.
@@ -118,6 +120,9 @@ class Potential(nn.Module):
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     ladder_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: Rotation group respected exactly by construction: "O3" (rotations and reflections), "SO3"
+    #: (rotations only) or "none" (translations and permutations only). Every family sets it.
+    symmetry_group: ClassVar[str] = "none"
 
     def __init__(
         self,

@@ -112,6 +112,7 @@ class CartesianModel(Potential):
 
     config_class: ClassVar[type[ModelConfig]] = CartesianConfig
     ladder_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    symmetry_group: ClassVar[str] = "O3"  # rotations and reflections (E(3) with translations)
 
     def __init__(self, config: CartesianConfig) -> None:
         w, e = config.width, config.n_vector_channels

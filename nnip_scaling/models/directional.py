@@ -225,6 +225,7 @@ class DirectionalModel(Potential):
 
     config_class: ClassVar[type[ModelConfig]] = DirectionalConfig
     ladder_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    symmetry_group: ClassVar[str] = "O3"  # invariant scalars, parity-free dihedrals
 
     def __init__(self, config: DirectionalConfig) -> None:
         w, d = config.width, config.depth

@@ -231,6 +231,7 @@ class SphericalModel(Potential):
 
     config_class: ClassVar[type[ModelConfig]] = SphericalConfig
     ladder_options: ClassVar[Mapping[str, Any]] = MappingProxyType({"l_max": 4, "m_max": 2, "hidden_channels": 32})
+    symmetry_group: ClassVar[str] = "SO3"  # by design, like eSCN/eSEN: features carry no parity
 
     def __init__(self, config: SphericalConfig) -> None:
         c = config.width

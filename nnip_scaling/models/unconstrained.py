@@ -79,6 +79,7 @@ class UnconstrainedModel(Potential):
 
     config_class: ClassVar[type[ModelConfig]] = UnconstrainedConfig
     ladder_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    symmetry_group: ClassVar[str] = "none"  # translations and permutations only; rotations are learned
 
     def __init__(self, config: UnconstrainedConfig) -> None:
         w = config.width

@@ -6,10 +6,13 @@
 
 from nnip_scaling.testing.equivariance import (
     CHECKS,
+    GROUPS,
     EquivarianceReport,
     assert_equivariant,
+    declared_group,
     default_tolerance,
     equivariance_error,
 )
 
-__all__ = ["CHECKS", "EquivarianceReport", "assert_equivariant", "default_tolerance", "equivariance_error"]
+__all__ = ["CHECKS", "GROUPS", "EquivarianceReport", "assert_equivariant", "declared_group", "default_tolerance",
+           "equivariance_error"]

@@ -22,6 +22,13 @@ they are and the model builds its own.
 
 Rotations are applied about each molecule's centroid, with an independent rotation per molecule, so a
 rotation test does not also test translation invariance.
+
+Which group: ``group="O3"`` (rotations and reflections), ``"SO3"`` (rotations only) or ``"none"``
+(translations and permutations only). Left out, the model's declared ``symmetry_group`` class
+attribute is used (every family of this package declares one: cartesian and directional ``"O3"``,
+spherical ``"SO3"``, unconstrained ``"none"``), and ``"SO3"`` for models that declare nothing. When a
+check fails beyond what the model declares (e.g. ``group="O3"`` on the SO(3) spherical family), the
+message says so.
 """
 
 from __future__ import annotations
@@ -36,9 +43,20 @@ from torch import Tensor
 
 from nnip_scaling.graph import AtomicGraph, collate
 
-__all__ = ["EquivarianceReport", "equivariance_error", "assert_equivariant", "default_tolerance"]
+__all__ = ["EquivarianceReport", "equivariance_error", "assert_equivariant", "declared_group",
+           "default_tolerance", "GROUPS"]
 
 CHECKS = ("rotation", "reflection", "translation", "atom_permutation", "graph_permutation")
+GROUPS = ("O3", "SO3", "none")
+# The checks each group implies (when ``checks`` is left out).
+_GROUP_CHECKS = {
+    "O3": ("rotation", "reflection", "translation", "atom_permutation", "graph_permutation"),
+    "SO3": ("rotation", "translation", "atom_permutation", "graph_permutation"),
+    "none": ("translation", "atom_permutation", "graph_permutation"),
+}
+_GROUP_TEXT = {"O3": "O(3)-equivariant (rotations and reflections)",
+               "SO3": "SO(3)-equivariant, not O(3) (rotations, no reflections)",
+               "none": "not rotation-equivariant (translations and permutations only)"}
 
 
 @dataclass(frozen=True)
@@ -151,24 +169,42 @@ def _permute_atoms(graph: AtomicGraph, generator: torch.Generator) -> tuple[Atom
     return graph.replace(**changes), perm
 
 
-def _check_inputs(graph: AtomicGraph, group: str, checks: Sequence[str]) -> None:
+def declared_group(model: Any) -> str | None:
+    """The ``symmetry_group`` a model declares (``"O3"``, ``"SO3"``, ``"none"``), or ``None``."""
+    group = getattr(model, "symmetry_group", None)
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"{type(model).__name__}.symmetry_group must be one of {GROUPS}, got {group!r}")
+    return group
+
+
+def _resolve(model: Any, graph: AtomicGraph, group: str | None,
+             checks: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    """Validate the inputs; return the group to check and the checks to run."""
     if not isinstance(graph, AtomicGraph):
         raise TypeError(f"graph must be an AtomicGraph, got {type(graph).__name__}")
-    if group not in ("SO3", "O3"):
-        raise ValueError(f"group must be 'SO3' or 'O3', got {group!r}")
+    if group is None:
+        group = declared_group(model) or "SO3"
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS} (or None: the model's declared group), got {group!r}")
+    if checks is None:
+        checks = _GROUP_CHECKS[group]
+    checks = tuple(checks)
     unknown = set(checks) - set(CHECKS)
     if unknown:
         raise ValueError(f"checks: unknown names {sorted(unknown)}; choose from {CHECKS}")
+    if group == "O3" and "reflection" not in checks:
+        checks = checks + ("reflection",)
     if graph.n_atoms == 0:
         raise ValueError("graph has no atoms: nothing to check")
+    return group, checks
 
 
 def equivariance_error(
     model: Callable[[AtomicGraph], Any],
     graph: AtomicGraph,
     *,
-    group: Literal["SO3", "O3"] = "SO3",
-    checks: Sequence[str] = ("rotation", "translation", "atom_permutation", "graph_permutation"),
+    group: Literal["SO3", "O3", "none"] | None = None,
+    checks: Sequence[str] | None = None,
     n_trials: int = 3,
     generator: torch.Generator | None = None,
 ) -> EquivarianceReport:
@@ -177,8 +213,10 @@ def equivariance_error(
     Args:
         model: callable ``graph -> output`` with ``.energy [n_graphs]`` and ``.forces [n_atoms, 3]``.
         graph: the input batch (with or without edges).
-        group: ``"SO3"`` (rotations) or ``"O3"`` (adds a reflection check).
-        checks: which identities to test, a subset of ``CHECKS``. ``"reflection"`` is added for O3.
+        group: ``"O3"`` (rotations and reflections), ``"SO3"`` (rotations) or ``"none"`` (no rotation
+            checks); ``None`` (default): the model's declared ``symmetry_group``, else ``"SO3"``.
+        checks: which identities to test, a subset of ``CHECKS``; default: those of the group
+            (``"reflection"`` is always added for O3).
         n_trials: transforms per check; rotation trials cycle through a Haar-random rotation, 90-degree
             rotations about the axes, and a near-identity rotation (1e-3 rad).
         generator: source of randomness (default: a fresh generator seeded with 0, so results repeat).
@@ -186,10 +224,7 @@ def equivariance_error(
     Returns:
         :class:`EquivarianceReport`, the largest error of each identity over the trials.
     """
-    checks = tuple(checks)
-    _check_inputs(graph, group, checks)
-    if group == "O3" and "reflection" not in checks:
-        checks = checks + ("reflection",)
+    group, checks = _resolve(model, graph, group, checks)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -232,8 +267,8 @@ def assert_equivariant(
     model: Callable[[AtomicGraph], Any],
     graph: AtomicGraph,
     *,
-    group: Literal["SO3", "O3"] = "SO3",
-    checks: Sequence[str] = ("rotation", "translation", "atom_permutation", "graph_permutation"),
+    group: Literal["SO3", "O3", "none"] | None = None,
+    checks: Sequence[str] | None = None,
     tolerance: float | None = None,
     n_trials: int = 3,
     generator: torch.Generator | None = None,
@@ -241,19 +276,43 @@ def assert_equivariant(
     """Assert energy invariance and force equivariance; return the report when it passes.
 
     Args:
+        group: as in :func:`equivariance_error`; left out, the model's declared ``symmetry_group``
+            (``build_model("spherical")`` declares ``"SO3"``, ``"cartesian"`` ``"O3"``).
         tolerance: largest allowed relative error; default by the graph's dtype
             (:func:`default_tolerance`: 1e-10 float64, 1e-4 float32).
         others: as in :func:`equivariance_error`.
 
     Raises:
-        AssertionError: listing every violated identity with its error and the tolerance.
+        AssertionError: listing every violated identity with its error and the tolerance, and saying
+            when the failed checks go beyond the group the model declares.
     """
     tol = default_tolerance(graph.dtype) if tolerance is None else float(tolerance)
     if not tol > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance!r}")
+    group, checks = _resolve(model, graph, group, checks)
     report = equivariance_error(model, graph, group=group, checks=checks, n_trials=n_trials, generator=generator)
     bad = report.failures(tol)
     if bad:
         lines = ", ".join(f"{k}={getattr(report, k):.3e}" for k in bad)
-        raise AssertionError(f"model is not equivariant under {group} (tolerance {tol:.1e}): {lines}")
+        raise AssertionError(f"model is not equivariant under {group} (tolerance {tol:.1e}): {lines}"
+                             + _beyond_declared(model, bad))
     return report
+
+
+def _beyond_declared(model: Any, failed: Sequence[str]) -> str:
+    """A hint when the failed checks are ones the model does not promise (or might not)."""
+    declared = declared_group(model)
+    name = type(model).__name__
+    promised = set(_GROUP_CHECKS[declared]) if declared is not None else None
+    extra = [k for k in failed if promised is not None and k.rsplit("_", 1)[0] not in promised]
+    if extra and len(extra) == len(failed):
+        return (f". Note: {name} declares symmetry_group={declared!r}: it is {_GROUP_TEXT[declared]} by "
+                f"design, so {', '.join(sorted({k.rsplit('_', 1)[0] for k in extra}))} checks are not "
+                f"expected to hold. Check its declared group with group={declared!r} (or leave group out)")
+    if extra:
+        return (f". Note: {name} declares symmetry_group={declared!r}; of the failures, "
+                f"{', '.join(extra)} are beyond that group, the others are real violations")
+    if declared is None and any(k.startswith("reflection") for k in failed):
+        return (". If the model is SO(3)-equivariant by design (no parity, like eSCN/eSEN), check "
+                "group='SO3', or declare symmetry_group = 'SO3' on its class")
+    return ""

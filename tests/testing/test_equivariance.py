@@ -147,3 +147,59 @@ def test_bad_arguments():
         equivariance_error(lambda graph: graph.positions, g)
     with pytest.raises(ValueError, match="n_trials"):
         equivariance_error(PairPotential(), g, n_trials=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The declared group (issue 14): SO(3) by design is said so, and is the default
+
+
+def _g2(n=3):
+    from nnip_scaling.data import builtin_molecules
+
+    return AtomicGraph.from_molecules([m.as_tuple() for m in builtin_molecules(n)], dtype=torch.float64)
+
+
+def test_families_declare_their_documented_group():
+    from nnip_scaling.models import FAMILIES, build_model
+    from nnip_scaling.testing import declared_group
+
+    expected = {"unconstrained": "none", "directional": "O3", "cartesian": "O3", "spherical": "SO3"}
+    assert set(FAMILIES) == set(expected)
+    for kind, group in expected.items():
+        assert declared_group(build_model(kind, width=4, depth=1)) == group
+
+
+def test_o3_on_the_so3_family_says_it_is_so3_by_design():
+    """Reproducer: assert_equivariant(spherical, g, group="O3") failed with reflection_forces=3e-1 and
+    no hint; the message must say the family is SO(3) by design and how to check it."""
+    from nnip_scaling.models import build_model
+
+    model = build_model("spherical", width=4, depth=1, dtype="float64")
+    g = _g2()
+    with pytest.raises(AssertionError, match=r"reflection_forces=.*SphericalModel declares "
+                                             r"symmetry_group='SO3': it is SO\(3\)-equivariant, not O\(3\).* "
+                                             r"by design.*group='SO3'"):
+        assert_equivariant(model, g, group="O3", n_trials=1)
+    report = assert_equivariant(model, g, n_trials=1)  # the declared group is the default
+    assert report.reflection_forces is None and report.rotation_forces is not None
+
+
+def test_unconstrained_default_checks_only_what_it_promises():
+    from nnip_scaling.models import build_model
+
+    model = build_model("unconstrained", width=8, depth=1, dtype="float64")
+    report = assert_equivariant(model, _g2(), n_trials=1)
+    assert report.rotation_energy is None and report.translation_energy is not None
+    with pytest.raises(AssertionError, match="declares symmetry_group='none'"):
+        assert_equivariant(model, _g2(), group="SO3", n_trials=1)
+
+
+def test_undeclared_model_defaults_to_so3_and_gets_a_hint_on_reflections():
+    from nnip_scaling.testing import declared_group
+
+    mols = [(torch.full((n,), 6), place_atoms(n, min_distance=1.0, seed=n)) for n in (5, 7, 9)]
+    model, graph = PairPotential(bug="chiral"), AtomicGraph.from_molecules(mols, dtype=torch.float64)
+    assert declared_group(model) is None
+    assert_equivariant(model, graph).reflection_forces is None  # default SO3 for undeclared models
+    with pytest.raises(AssertionError, match="declare symmetry_group = 'SO3' on its class"):
+        assert_equivariant(model, graph, group="O3")
