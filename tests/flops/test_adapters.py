@@ -64,7 +64,9 @@ def test_estimate_kappa_asks_for_a_cutoff_and_uses_it():
     ref = probe_graphs([3])[0].with_edges(5.0)
     assert est.points[0].n_edges == ref.edge_index.shape[1]
     capped = estimate_kappa(model, batch_sizes=(9,), cutoff=5.0, max_neighbors=2)
-    assert capped.points[0].n_edges <= 2 * capped.points[0].n_atoms
+    # the cap keeps 2 sources per atom plus those tied with the 2nd (radius_graph), as with_edges does
+    assert capped.points[0].n_edges == probe_graphs([9])[0].with_edges(5.0, 2).edge_index.shape[1]
+    assert capped.points[0].n_edges < probe_graphs([9])[0].with_edges(5.0).edge_index.shape[1]
 
 
 @pytest.mark.parametrize("kwargs,match", [({"cutoff": -1.0}, "cutoff must be a positive"),
