@@ -163,10 +163,10 @@ class AtomicGraph:
                             ("n_graphs", n_graphs), ("energy", energy), ("forces", forces),
                             ("edge_index", edge_index), ("cutoff", cutoff), ("max_neighbors", max_neighbors)):
             object.__setattr__(self, name, value)
-        self.__post_init__(edge_vec)
+        self._validate(edge_vec)
 
     # ------------------------------------------------------------------ validation
-    def __post_init__(self, edge_vec: Tensor | None) -> None:
+    def _validate(self, edge_vec: Tensor | None) -> None:
         pos, z, b = self.positions, self.atomic_numbers, self.batch
         for name in ("positions", "atomic_numbers", "batch"):
             if not isinstance(getattr(self, name), Tensor):
