@@ -56,18 +56,30 @@ continues correctly but not bit-identically to one longer run, because of that e
 Faults: a non-finite training loss or gradient norm stops the run with :class:`NonFiniteLossError`
 naming the step, before the optimiser touches the weights; the last checkpoint (written only after a
 finite evaluation) is kept. An unwritable ``out_dir`` fails before any training.
+
+How :func:`train` is organised (each step a function below, in this order):
+
+1. *checks*: :func:`_check_arguments`, :func:`_check_batch_size`, the optimiser import;
+2. *setup* (:func:`_setup`): output directory and checkpoint (:func:`_open_out_dir`), normaliser, the
+   optimiser with its learning-rate groups (:class:`~nnip_scaling.train.config.TrainConfig.param_groups`),
+   restored or fresh progress (:func:`_initial_progress`), everything collected in one :class:`_Run`;
+3. *loop* (:func:`_loop`): next batch (:class:`_Batches`) -> :func:`_train_step` (forward, backward,
+   clip, update) -> :func:`_advance` (counters) -> :func:`_budget_reason` -> on schedule
+   :func:`_evaluate_and_save` (:func:`_evaluate_row`, then :func:`_save`: checkpoint and log);
+4. *result* (:func:`_result`).
+
+Options live in :mod:`nnip_scaling.train.config`, returned and logged records in
+:mod:`nnip_scaling.train.results`, validation in :mod:`nnip_scaling.train.evaluate`, learning-rate groups
+in :mod:`nnip_scaling.train.mup`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import os
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,12 +92,12 @@ from nnip_scaling.data import MoleculeDataset, Normaliser, iter_batches
 from nnip_scaling.graph import AtomicGraph
 from nnip_scaling.models.augment import rotate
 from nnip_scaling.models.base import Potential
-from nnip_scaling.models.build import mup_learning_rate
-from nnip_scaling.scaling.runs import RunLog, format_number
 from nnip_scaling.train.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from nnip_scaling.train.config import TrainConfig, _check_float, check_resumable, make_config
 from nnip_scaling.train.distributed import DistInfo, dist_info
-from nnip_scaling.train.loss import check_weights, loss_terms
-from nnip_scaling.train.mup import LR_RULES, parameter_groups
+from nnip_scaling.train.evaluate import eval_sums, evaluate, first_param
+from nnip_scaling.train.loss import loss_terms
+from nnip_scaling.train.results import EvalResult, EvalRow, PhaseTimes, TrainResult, csv_text, make_run_log
 from nnip_scaling.train.symmetry import symmetry_terms
 
 __all__ = [
@@ -133,347 +145,6 @@ class NonFiniteLossError(FloatingPointError):
         self.checkpoint_step = checkpoint_step
 
 
-def _check_int(name: str, v: Any, *, minimum: int, allow_none: bool = False) -> int | None:
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
-def _check_float(name: str, v: Any, *, low: float, allow_none: bool = False, low_open: bool = True) -> float | None:
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{name} must be a number{' or None' if allow_none else ''}, got {type(v).__name__}")
-    ok = math.isfinite(v) and (v > low if low_open else v >= low)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>' if low_open else '>='} {low}, got {v!r}")
-    return float(v)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Options of :func:`train` (all keyword-only; saved in checkpoints as plain data).
-
-    Attributes:
-        run_id: name of the run in the log (default ``"<kind>-w<width>-d<depth>-s<seed>"``).
-        tokens: stop after this many atoms have been seen (``None``: no token budget).
-        steps: stop after this many optimiser steps.
-        minutes: stop after this much wall-clock time (summed over resumes).
-        epochs: most passes over the training data (1: single-epoch streaming, the paper's regime).
-        batch_size: molecules per optimiser step (the global batch under DDP); paper: 64 (128 for EGNN).
-        lr: learning rate, or :math:`\\eta^*` at ``base_width`` when that is given (paper: 1e-3).
-        base_width: width at which ``lr`` was tuned; enables the transfer of ``lr`` to other widths.
-        lr_rule: how ``lr`` transfers from ``base_width``: ``"mup"`` (per-parameter μP rates,
-            :mod:`nnip_scaling.train.mup`) or ``"global"`` (the paper's ``lr * base_width / width`` for every
-            parameter). Without ``base_width`` both give ``lr`` to every parameter.
-        betas: AdamW :math:`(\\beta_1, \\beta_2)`.
-        weight_decay: decoupled weight decay.
-        warmup_steps: linear learning-rate warm-up of the schedule-free optimiser.
-        grad_clip: clip the global gradient norm to this value (``None``: no clipping).
-        energy_weight, force_weight: :math:`\\lambda_e, \\lambda_f` of eq. (1) (paper: equal).
-        augment: rotate every molecule of every training batch by its own Haar-random rotation.
-        symmetry_weight: :math:`\\lambda` of the symmetry loss (eq. 2, section 4.4; paper: 1); 0 = off.
-        symmetry_rotations: :math:`M` of the symmetry loss (paper: 5).
-        eval_every: evaluate, log and checkpoint every this many steps (and at the end).
-        val_batch_size: molecules per validation batch.
-        seed: the one seed of the data order, augmentation and symmetry-loss rotations.
-    """
-
-    run_id: str | None = None
-    tokens: int | None = None
-    steps: int | None = None
-    minutes: float | None = None
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-3
-    base_width: int | None = None
-    lr_rule: str = "mup"
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    grad_clip: float | None = 10.0
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
-    augment: bool = False
-    symmetry_weight: float = 0.0
-    symmetry_rotations: int = 5
-    eval_every: int = 100
-    val_batch_size: int = 64
-    seed: int = 0
-
-    #: Fields that may change when a run is resumed (the budget); every other field must match.
-    BUDGET_FIELDS = ("tokens", "steps", "minutes", "epochs")
-
-    def __post_init__(self) -> None:
-        if self.run_id is not None and (not isinstance(self.run_id, str) or not self.run_id.strip()
-                                        or any(c in self.run_id for c in "/\\,\n\"")):
-            raise ValueError("run_id must be a non-empty string without / \\ , quotes or newlines, "
-                             f"got {self.run_id!r}")
-        _check_int("tokens", self.tokens, minimum=1, allow_none=True)
-        _check_int("steps", self.steps, minimum=1, allow_none=True)
-        _check_float("minutes", self.minutes, low=0.0, allow_none=True)
-        _check_int("epochs", self.epochs, minimum=1)
-        _check_int("batch_size", self.batch_size, minimum=1)
-        _check_float("lr", self.lr, low=0.0)
-        _check_int("base_width", self.base_width, minimum=1, allow_none=True)
-        if self.lr_rule not in LR_RULES:
-            raise ValueError(f"lr_rule must be one of {list(LR_RULES)}, got {self.lr_rule!r}")
-        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
-        if not (isinstance(betas, tuple) and len(betas) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
-        _check_float("weight_decay", self.weight_decay, low=0.0, low_open=False)
-        _check_int("warmup_steps", self.warmup_steps, minimum=0)
-        _check_float("grad_clip", self.grad_clip, low=0.0, allow_none=True)
-        check_weights(self.energy_weight, self.force_weight)
-        if not isinstance(self.augment, bool):
-            raise TypeError(f"augment must be a bool, got {type(self.augment).__name__}")
-        _check_float("symmetry_weight", self.symmetry_weight, low=0.0, low_open=False)
-        _check_int("symmetry_rotations", self.symmetry_rotations, minimum=1)
-        _check_int("eval_every", self.eval_every, minimum=1)
-        _check_int("val_batch_size", self.val_batch_size, minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        for name in ("tokens", "steps", "epochs", "base_width", "warmup_steps", "symmetry_rotations",
-                     "eval_every", "val_batch_size", "seed", "batch_size"):
-            v = getattr(self, name)
-            if v is not None:
-                object.__setattr__(self, name, int(v))
-        for name in ("minutes", "lr", "weight_decay", "grad_clip", "energy_weight", "force_weight",
-                     "symmetry_weight"):
-            v = getattr(self, name)
-            if v is not None:
-                object.__setattr__(self, name, float(v))
-
-    def learning_rate(self, width: int) -> float:
-        """Learning rate :math:`\\eta^* w_\\text{base}/w` for a model of ``width`` (``lr`` without ``base_width``): every
-        parameter's rate under ``lr_rule="global"``, the hidden weights' under ``"mup"``."""
-        if self.base_width is None:
-            return self.lr
-        return mup_learning_rate(self.lr, self.base_width, width)
-
-    def param_groups(self, model: Potential) -> list[dict[str, Any]]:
-        """Optimiser parameter groups of ``model`` with their learning rates (:func:`~nnip_scaling.train.mup.parameter_groups`)."""
-        return parameter_groups(model, self.lr, lr_rule=self.lr_rule, base_width=self.base_width)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (lists for tuples), for checkpoints and TOML round trips."""
-        d = dataclasses.asdict(self)
-        d["betas"] = list(d["betas"])
-        return d
-
-
-@dataclass(frozen=True)
-class EvalRow:
-    """One learning-curve point (one row of the run log; see the module docstring for the columns)."""
-
-    step: int
-    epoch: float
-    tokens: int
-    flops: float
-    flops_measured: float
-    hours: float
-    loss: float
-    energy_loss: float
-    force_loss: float
-    train_loss: float
-    lr: float
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Validation loss of eq. (1), averaged over molecules (normalised units).
-
-    Attributes:
-        loss: ``energy_loss + force_loss``.
-        energy_loss, force_loss: the two weighted terms of eq. (1).
-        n_molecules: molecules evaluated.
-    """
-
-    loss: float
-    energy_loss: float
-    force_loss: float
-    n_molecules: int
-
-
-@dataclass(frozen=True)
-class PhaseTimes:
-    """Seconds spent in each phase of this call of :func:`train` (wall clock, this process).
-
-    ``data``: batch assembly, normalisation, neighbour lists, augmentation; ``forward``: model and loss;
-    ``backward``: gradients; ``optimizer``: clipping, the optimiser step (and the cross-rank loss sum);
-    ``evaluation`` and ``checkpoint``: the periodic validation and writes. On a GPU the phases are not
-    synchronised, so the split reflects kernel launches more than kernel time.
-    """
-
-    data: float = 0.0
-    forward: float = 0.0
-    backward: float = 0.0
-    optimizer: float = 0.0
-    evaluation: float = 0.0
-    checkpoint: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.data + self.forward + self.backward + self.optimizer + self.evaluation + self.checkpoint
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes:
-        run_id, kind, width, depth, n_params: the run and its model.
-        kappa: forward FLOPs per parameter per atom used for ``flops`` (eq. 3).
-        flops_per_atom_measured: counted FLOPs of one training step per atom.
-        lr: :math:`\\eta^* w_\\text{base}/w` (see ``TrainConfig.learning_rate``).
-        lr_groups: ``(role, learning rate, parameters)`` of each optimiser group (:mod:`nnip_scaling.train.mup`).
-        steps, tokens, epoch, hours: progress at the end.
-        stop_reason: ``"tokens"``, ``"steps"``, ``"minutes"`` or ``"data"`` (the epochs ran out).
-        rows: the learning curve (all rows, including those from before a resume).
-        timings: :class:`PhaseTimes` of this call.
-        log_path, checkpoint_path: files written (``None`` without ``out_dir``).
-    """
-
-    run_id: str
-    kind: str
-    width: int
-    depth: int
-    n_params: int
-    kappa: float
-    flops_per_atom_measured: float
-    lr: float
-    steps: int
-    tokens: int
-    epoch: float
-    hours: float
-    stop_reason: str
-    rows: tuple[EvalRow, ...]
-    timings: PhaseTimes = field(default_factory=PhaseTimes)
-    log_path: Path | None = None
-    checkpoint_path: Path | None = None
-    lr_groups: tuple[tuple[str, float, int], ...] = ()
-
-    @property
-    def final_loss(self) -> float:
-        """Validation loss of the last row (NaN if nothing was logged)."""
-        return self.rows[-1].loss if self.rows else math.nan
-
-    def run_log(self) -> RunLog:
-        """The learning curve as a :class:`~nnip_scaling.scaling.RunLog`."""
-        return _run_log(self.run_id, self.kind, self.width, self.depth, self.n_params, self.rows)
-
-
-_EXTRA_COLUMNS = ("kind", "width", "depth", "step", "epoch", "flops_measured", "energy_loss", "force_loss",
-                  "train_loss", "lr")
-
-
-def _run_log(run_id: str, kind: str, width: int, depth: int, n_params: int, rows: tuple[EvalRow, ...]) -> RunLog:
-    if not rows:
-        raise ValueError(f"run {run_id!r} has no logged rows yet")
-    n = len(rows)
-    col = {f.name: np.array([getattr(r, f.name) for r in rows]) for f in dataclasses.fields(EvalRow)}
-    extra: dict[str, Any] = {
-        "kind": np.array([kind] * n), "width": np.full(n, width), "depth": np.full(n, depth),
-    }
-    for name in _EXTRA_COLUMNS[3:]:
-        extra[name] = col[name]
-    return RunLog(run_id=np.array([run_id] * n), n_params=np.full(n, float(n_params)), tokens=col["tokens"],
-                  flops=col["flops"], loss=col["loss"], hours=col["hours"], extra=extra)
-
-
-def _csv_text(log: RunLog) -> str:
-    """The run log as CSV text, in :func:`~nnip_scaling.scaling.save_runs`'s format."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    names = log.columns
-    w.writerow(names)
-    cols = [log.column(c) for c in names]
-    for i in range(len(log)):
-        row = []
-        for c in cols:
-            v = c[i].item() if isinstance(c[i], np.generic) else c[i]
-            if isinstance(v, float):
-                row.append(str(int(v)) if v.is_integer() and abs(v) < 2**53 else format_number(v))
-            else:
-                row.append(v)
-        w.writerow(row)
-    return buf.getvalue()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# evaluation
-
-
-def _param(model: torch.nn.Module) -> Tensor:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p
-    raise ValueError("model has no floating-point parameters")
-
-
-@torch.no_grad()
-def _eval_sums(model: Any, dataset: MoleculeDataset, normaliser: Normaliser, batch_size: int,
-               weights: tuple[float, float], info: DistInfo, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """float64 ``[3]``: sums over this rank's molecules of (energy term, force term, 1)."""
-    idx = np.arange(info.rank, len(dataset), info.world_size)
-    sums = torch.zeros(3, dtype=torch.float64)
-    if idx.size:
-        for g in iter_batches(dataset.select(idx), batch_size, normaliser=normaliser, dtype=dtype, device=device):
-            out = model(g)
-            t = loss_terms(out.energy, out.forces, g, energy_weight=weights[0], force_weight=weights[1])
-            sums += torch.stack([t.energy.sum().double().cpu(), t.force.sum().double().cpu(),
-                                 torch.tensor(float(g.n_graphs), dtype=torch.float64)])
-    if info.world_size > 1:
-        import torch.distributed as dist
-
-        s = sums.to(info.device)
-        dist.all_reduce(s)
-        sums = s.cpu()
-    return sums
-
-
-def evaluate(
-    model: Any,
-    dataset: MoleculeDataset,
-    *,
-    normaliser: Normaliser,
-    batch_size: int = 64,
-    energy_weight: float = 1.0,
-    force_weight: float = 1.0,
-) -> EvalResult:
-    """The loss of eq. (1) of ``model`` on ``dataset``, averaged over molecules (no gradients).
-
-    Args:
-        model: a potential (or :class:`~nnip_scaling.train.GroupAveraged`); it is not switched to eval
-            mode here (do that, and ``optimizer.eval()`` for schedule-free weights, before).
-        dataset: labelled molecules.
-        normaliser: the energy referencing of the training run (appendix D).
-        batch_size: molecules per batch.
-        energy_weight, force_weight: :math:`\\lambda_e, \\lambda_f`.
-
-    Returns:
-        :class:`EvalResult`.
-    """
-    if not isinstance(dataset, MoleculeDataset):
-        raise TypeError(f"dataset must be a MoleculeDataset, got {type(dataset).__name__}")
-    if len(dataset) == 0:
-        raise ValueError("dataset is empty")
-    if not isinstance(normaliser, Normaliser):
-        raise TypeError(f"normaliser must be a Normaliser, got {type(normaliser).__name__}")
-    _check_int("batch_size", batch_size, minimum=1)
-    weights = check_weights(energy_weight, force_weight)
-    p = _param(model)
-    s = _eval_sums(model, dataset, normaliser, batch_size, weights, DistInfo(0, 1, 0, p.device), p.dtype, p.device)
-    n = float(s[2])
-    return EvalResult(loss=float((s[0] + s[1]) / n), energy_loss=float(s[0] / n), force_loss=float(s[1] / n),
-                      n_molecules=int(n))
-
-
 # ----------------------------------------------------------------------------------------------------------
 # output directory
 
@@ -493,27 +164,6 @@ def _prepare_out_dir(out_dir: Path, info: DistInfo) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def _make_config(config: TrainConfig | None, options: Mapping[str, Any]) -> TrainConfig:
-    if config is not None and not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise TypeError(f"train() got unknown option(s) {unknown}; valid options: {sorted(names)}")
-    base = config if config is not None else TrainConfig()
-    return dataclasses.replace(base, **options) if options else base
-
-
-def _compatible(saved: Mapping[str, Any], cfg: TrainConfig, path: Path) -> None:
-    saved = {"lr_rule": "global", **saved}  # checkpoints from before lr_rule existed used the global rule
-    now = cfg.as_dict()
-    diff = sorted(k for k in now if k not in TrainConfig.BUDGET_FIELDS and saved.get(k) != now[k])
-    if diff:
-        detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {now[k]!r}" for k in diff)
-        raise ValueError(f"cannot resume {path}: the training options differ from the checkpoint's ({detail}); "
-                         "only the budget (tokens, steps, minutes, epochs) may change on resume")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -607,7 +257,29 @@ def train(
         data of any molecule sizes; batches of ``batch_size`` molecules (``drop_last``: every step sees a
         full batch).
     """
-    cfg = _make_config(config, options)
+    cfg = make_config(config, options)
+    _check_arguments(model, train_data, val_data, resume=resume, normaliser=normaliser, kappa=kappa)
+    info = dist_info()
+    _check_batch_size(cfg, len(train_data), info)
+    optimizer_class = _schedule_free_adamw()
+    run = _setup(model, train_data, val_data, cfg, info, optimizer_class, out_dir=out_dir, resume=resume,
+                 normaliser=normaliser, kappa=kappa)
+    bar = _open_progress_bar(run, progress)
+    try:
+        stop = _loop(run, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    run.optimizer.eval()
+    run.model.eval()
+    return _result(run, stop)
+
+
+# --------------------------------------------------------------------------------------------- step 1: checks
+
+
+def _check_arguments(model: Any, train_data: Any, val_data: Any, *, resume: Any, normaliser: Any,
+                     kappa: Any) -> None:
     if not isinstance(model, Potential):
         raise TypeError(f"model must be a Potential (see nnip_scaling.models.build_model), got {type(model).__name__}")
     for name, ds in (("train_data", train_data), ("val_data", val_data)):
@@ -621,51 +293,141 @@ def train(
         raise TypeError(f"normaliser must be a Normaliser or None, got {type(normaliser).__name__}")
     if kappa is not None:
         _check_float("kappa", kappa, low=0.0)
-    info = dist_info()
+
+
+def _check_batch_size(cfg: TrainConfig, n_train: int, info: DistInfo) -> None:
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes "
                          f"({info.world_size}) under distributed training")
-    if cfg.batch_size > len(train_data):
-        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(train_data)} training configurations")
+    if cfg.batch_size > n_train:
+        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {n_train} training configurations")
+
+
+def _schedule_free_adamw() -> type:
     try:
         import schedulefree
     except ImportError as err:
         raise ImportError("train() needs the schedulefree optimiser: pip install 'nnip_scaling[train]'") from err
+    return schedulefree.AdamWScheduleFree
 
+
+# ---------------------------------------------------------------------------------------------- step 2: setup
+
+
+@dataclass(eq=False)
+class _Run:
+    """Everything one call of :func:`train` works with: fixed by :func:`_setup`, except the progress
+    (``prog``, ``rows``, ``last_*``, ``fpa_measured``, ``times``), which the steps update."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    model: Potential
+    net: Any  # the model, or its DistributedDataParallel wrapper
+    optimizer: Any
+    normaliser: Normaliser
+    train_data: MoleculeDataset
+    val_data: MoleculeDataset
+    run_id: str
+    out: Path | None
+    ckpt_path: Path | None
+    log_path: Path | None
+    lr: float
+    lr_groups: tuple[tuple[str, float, int], ...]
+    kappa: float
+    n_params: int
+    flops_factor: float  # FLOPs per token: 3 kappa N (1 + M)
+    prog: _Progress
+    rows: list[EvalRow]
+    fpa_measured: float  # NaN until measured on the first batch
+    dtype: torch.dtype
+    device: torch.device
+    hours_at_start: float = 0.0
+    t_start: float = 0.0
+    last_ckpt_step: int | None = None
+    last_train_loss: float = math.nan
+    times: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("data", "forward", "backward", "optimizer", "evaluation",
+                                               "checkpoint"), 0.0))
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        return self.cfg.energy_weight, self.cfg.force_weight
+
+    @property
+    def n_batches(self) -> int:
+        """Optimiser steps per epoch (``drop_last``)."""
+        return len(self.train_data) // self.cfg.batch_size
+
+    def elapsed_hours(self) -> float:
+        """Wall-clock hours of the run, summed over resumes."""
+        return self.hours_at_start + (time.perf_counter() - self.t_start) / 3600.0
+
+
+def _setup(model: Potential, train_data: MoleculeDataset, val_data: MoleculeDataset, cfg: TrainConfig,
+           info: DistInfo, optimizer_class: type, *, out_dir: str | os.PathLike[str] | None, resume: bool,
+           normaliser: Normaliser | None, kappa: float | None) -> _Run:
+    """Open the output directory (and the checkpoint to resume), build the optimiser with its learning-rate
+    groups, and restore the progress; a resumed run then discards files a killed run left behind."""
     mcfg = model.config
     run_id = cfg.run_id or f"{mcfg.kind}-w{mcfg.width}-d{mcfg.depth}-s{cfg.seed}"
     out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / CHECKPOINT_NAME if out is not None else None
-    log_path = out / LOG_NAME if out is not None else None
-    saved: dict[str, Any] | None = None
-    if out is not None:
-        _prepare_out_dir(out, info)
-        assert ckpt_path is not None
-        if ckpt_path.exists():
-            if not resume:
-                raise FileExistsError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass resume=True to "
-                                      "continue it, or choose another out_dir")
-            saved = load_checkpoint(ckpt_path)
-            if saved["model_config"] != dataclasses.asdict(mcfg):
-                raise ValueError(f"cannot resume {ckpt_path}: it was written for model config "
-                                 f"{saved['model_config']}, not {dataclasses.asdict(mcfg)}")
-            _compatible(saved["train_config"], cfg, ckpt_path)
-            if saved["run"]["run_id"] != run_id:
-                raise ValueError(f"cannot resume {ckpt_path}: it holds run {saved['run']['run_id']!r}, not {run_id!r}")
-
-    p0 = _param(model)
-    dtype, device = p0.dtype, p0.device
+    saved = _open_out_dir(out, model, cfg, run_id, info, resume=resume)
+    p0 = first_param(model)
     if saved is not None:
         normaliser = Normaliser.from_state_dict(saved["normaliser"])
     elif normaliser is None:
         normaliser = Normaliser.fit(train_data)
-    lr = cfg.learning_rate(mcfg.width)
     groups = cfg.param_groups(model)
-    lr_groups = tuple((g["role"], g["lr"], sum(p.numel() for p in g["params"])) for g in groups)
-    optimizer = schedulefree.AdamWScheduleFree(groups, lr=lr, betas=cfg.betas,
-                                               weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
-    prog = _Progress()
-    rows: list[EvalRow] = []
+    optimizer = optimizer_class(groups, lr=cfg.learning_rate(mcfg.width), betas=cfg.betas,
+                                weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
+    prog, rows, kappa_used, fpa_measured = _initial_progress(model, optimizer, saved, kappa)
+    n_params = model.n_parameters
+    extra_passes = cfg.symmetry_rotations if cfg.symmetry_weight > 0 else 0
+    run = _Run(
+        cfg=cfg, info=info, model=model, net=_data_parallel(model, info, p0.device), optimizer=optimizer,
+        normaliser=normaliser, train_data=train_data, val_data=val_data, run_id=run_id, out=out,
+        ckpt_path=out / CHECKPOINT_NAME if out is not None else None,
+        log_path=out / LOG_NAME if out is not None else None,
+        lr=cfg.learning_rate(mcfg.width),
+        lr_groups=tuple((g["role"], g["lr"], sum(p.numel() for p in g["params"])) for g in groups),
+        kappa=kappa_used, n_params=n_params, flops_factor=3.0 * kappa_used * n_params * (1 + extra_passes),
+        prog=prog, rows=rows, fpa_measured=fpa_measured, dtype=p0.dtype, device=p0.device,
+        hours_at_start=prog.hours, last_ckpt_step=rows[-1].step if rows else None,
+    )
+    run.t_start = time.perf_counter()
+    if saved is not None:
+        _discard_killed_writes(run)
+    return run
+
+
+def _open_out_dir(out: Path | None, model: Potential, cfg: TrainConfig, run_id: str, info: DistInfo, *,
+                  resume: bool) -> dict[str, Any] | None:
+    """Create ``out`` (proving it writable) and return the checkpoint to resume, if any, after checking it
+    belongs to this model, these options and this run."""
+    if out is None:
+        return None
+    _prepare_out_dir(out, info)
+    ckpt_path = out / CHECKPOINT_NAME
+    if not ckpt_path.exists():
+        return None
+    if not resume:
+        raise FileExistsError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass resume=True to "
+                              "continue it, or choose another out_dir")
+    saved = load_checkpoint(ckpt_path)
+    mcfg = dataclasses.asdict(model.config)
+    if saved["model_config"] != mcfg:
+        raise ValueError(f"cannot resume {ckpt_path}: it was written for model config "
+                         f"{saved['model_config']}, not {mcfg}")
+    check_resumable(saved["train_config"], cfg, ckpt_path)
+    if saved["run"]["run_id"] != run_id:
+        raise ValueError(f"cannot resume {ckpt_path}: it holds run {saved['run']['run_id']!r}, not {run_id!r}")
+    return saved
+
+
+def _initial_progress(model: Potential, optimizer: Any, saved: dict[str, Any] | None,
+                      kappa: float | None) -> tuple[_Progress, list[EvalRow], float, float]:
+    """``(progress, rows, kappa, flops per atom measured)``: from the checkpoint (whose weights and optimiser
+    state are loaded), or fresh (kappa measured unless given)."""
     if saved is not None:
         model.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
@@ -673,216 +435,284 @@ def train(
         prog = _Progress(step=int(sp["step"]), tokens=int(sp["tokens"]), epoch=int(sp["epoch"]),
                          batch_in_epoch=int(sp["batch_in_epoch"]), hours=float(sp["hours"]))
         rows = [EvalRow(**r) for r in saved["rows"]]
-        kappa_used = float(saved["run"]["kappa"])
-        fpa_measured = float(saved["run"]["flops_per_atom_measured"])
-    else:
-        if kappa is None:
-            from nnip_scaling.flops import estimate_kappa
+        return prog, rows, float(saved["run"]["kappa"]), float(saved["run"]["flops_per_atom_measured"])
+    if kappa is None:
+        from nnip_scaling.flops import estimate_kappa
 
-            kappa_used = float(estimate_kappa(model, batch_sizes=(8, 32)).kappa)
-        else:
-            kappa_used = float(kappa)
-        fpa_measured = math.nan  # measured on the first batch below
-    n_params = model.n_parameters
-    sym_on = cfg.symmetry_weight > 0
-    flops_factor = 3.0 * kappa_used * n_params * (1 + (cfg.symmetry_rotations if sym_on else 0))
+        kappa = float(estimate_kappa(model, batch_sizes=(8, 32)).kappa)
+    return _Progress(), [], float(kappa), math.nan
 
-    net: Any = model
-    if info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      find_unused_parameters=True)
-    weights = (cfg.energy_weight, cfg.force_weight)
-    n_atoms_all = np.asarray(train_data.n_atoms)
-    local_bs = cfg.batch_size // info.world_size
-    n_batches = len(train_data) // cfg.batch_size
-    times = dict.fromkeys(("data", "forward", "backward", "optimizer", "evaluation", "checkpoint"), 0.0)
-    hours_at_start = prog.hours
-    t_start = time.perf_counter()
+def _data_parallel(model: Potential, info: DistInfo, device: torch.device) -> Any:
+    if info.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
 
-    def elapsed_hours() -> float:
-        return hours_at_start + (time.perf_counter() - t_start) / 3600.0
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=True)
 
-    def state_dict(stop_reason: str) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "model_config": dataclasses.asdict(mcfg),
-            "model_state": model.state_dict(),
-            "optimizer_state": optimizer.state_dict(),
-            "normaliser": normaliser.state_dict(),
-            "train_config": cfg.as_dict(),
-            "run": {"run_id": run_id, "kind": mcfg.kind, "width": mcfg.width, "depth": mcfg.depth,
-                    "n_params": n_params, "kappa": kappa_used, "flops_per_atom_measured": fpa_measured,
-                    "lr": lr},
-            "progress": {"step": prog.step, "tokens": prog.tokens, "epoch": prog.epoch,
-                         "batch_in_epoch": prog.batch_in_epoch, "hours": prog.hours, "stop_reason": stop_reason},
-            "rows": [dataclasses.asdict(r) for r in rows],
-        }
 
-    last_ckpt_step: int | None = rows[-1].step if rows else None
-    last_train_loss = math.nan
+def _discard_killed_writes(run: _Run) -> None:
+    """A resumed run's checkpoint is the truth: remove half-written temporary files and rewrite the log
+    from the checkpoint's rows (dropping rows a killed run wrote after its last checkpoint)."""
+    if not (run.info.is_main and run.out is not None):
+        return
+    assert run.log_path is not None
+    for stale in run.out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
+    for stale in run.out.glob(f".{LOG_NAME}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    if run.rows:
+        atomic_write_text(_log_text(run), run.log_path)
+    elif run.log_path.exists():
+        run.log_path.unlink()
 
-    def evaluate_and_save(stop_reason: str) -> None:
-        nonlocal last_ckpt_step
+
+def _open_progress_bar(run: _Run, progress: bool | None) -> Any:
+    if not run.info.is_main:
+        return None
+    by_tokens = run.cfg.tokens is not None
+    total = run.cfg.tokens if by_tokens else run.cfg.steps
+    bar = _progress_bar(progress, total, "atom" if by_tokens else "step", run.run_id)
+    if bar is not None:
+        bar.update(run.prog.tokens if by_tokens else run.prog.step)
+    return bar
+
+
+# ----------------------------------------------------------------------------------------------- step 3: loop
+
+
+def _loop(run: _Run, bar: Any) -> str:
+    """Train until the budget is spent (returns why), evaluating, logging and checkpointing on schedule."""
+    run.optimizer.train()
+    run.model.train()
+    data = _Batches(run)
+    stop = _budget_reason(run)
+    while not stop:
         t0 = time.perf_counter()
-        optimizer.eval()
-        model.eval()
-        s = _eval_sums(model, val_data, normaliser, cfg.val_batch_size, weights, info, dtype, device)
-        n = float(s[2])
-        e_loss, f_loss = float(s[0] / n), float(s[1] / n)
-        loss = e_loss + f_loss
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(
-                f"run {run_id!r}: the validation loss is {loss} after step {prog.step}; training stopped. "
-                + _kept(ckpt_path, last_ckpt_step), step=prog.step, checkpoint_step=last_ckpt_step)
-        prog.hours = elapsed_hours()
-        rows.append(EvalRow(step=prog.step, epoch=prog.epoch + prog.batch_in_epoch / n_batches, tokens=prog.tokens,
-                            flops=flops_factor * prog.tokens, flops_measured=fpa_measured * prog.tokens,
-                            hours=prog.hours, loss=loss, energy_loss=e_loss, force_loss=f_loss,
-                            train_loss=last_train_loss, lr=lr))
+        graph, batch_tokens = data.next()
         t1 = time.perf_counter()
-        times["evaluation"] += t1 - t0
-        if info.is_main and out is not None:
-            assert ckpt_path is not None and log_path is not None
-            atomic_save(state_dict(stop_reason), ckpt_path)
-            atomic_write_text(_csv_text(_run_log(run_id, mcfg.kind, mcfg.width, mcfg.depth, n_params, tuple(rows))),
-                              log_path)
-        last_ckpt_step = prog.step
-        if info.world_size > 1:
+        if math.isnan(run.fpa_measured):
+            run.fpa_measured = _measured_flops_per_atom(run, graph, batch_tokens)
+            t1 = time.perf_counter()
+        run.times["data"] += t1 - t0
+        train_loss = _train_step(run, graph)
+        _advance(run, batch_tokens, train_loss)
+        if run.prog.batch_in_epoch == 0:
+            data.end_epoch()
+        if bar is not None:
+            bar.update(batch_tokens if run.cfg.tokens is not None else 1)
+            bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
+        stop = _budget_reason(run)
+        if run.prog.step % run.cfg.eval_every == 0 or stop:
+            _evaluate_and_save(run, stop)
+    if (not run.rows or run.rows[-1].step != run.prog.step) and run.prog.step > 0:
+        _evaluate_and_save(run, stop)  # resumed a finished run with an off-schedule last evaluation
+    return stop
+
+
+class _Batches:
+    """The training batches of the current epoch, in the epoch's order (a pure function of ``(seed, epoch)``),
+    from the run's position in it; the neighbour graph and the augmentation are applied here."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.plan: tuple[np.ndarray, np.ndarray] | None = None
+        self.batches: Any = None
+
+    def next(self) -> tuple[AtomicGraph, int]:
+        """The next batch (this rank's share) and the global batch's atoms."""
+        run, cfg, prog = self.run, self.run.cfg, self.run.prog
+        if self.batches is None:
+            self.plan = _epoch_plan(len(run.train_data), np.asarray(run.train_data.n_atoms), cfg.batch_size,
+                                    cfg.seed, prog.epoch, run.info)
+            rest = self.plan[0][prog.batch_in_epoch:].reshape(-1)
+            self.batches = iter_batches(run.train_data.select(rest), cfg.batch_size // run.info.world_size,
+                                        normaliser=run.normaliser, dtype=run.dtype, device=run.device)
+        assert self.plan is not None
+        g = next(self.batches)
+        g = g.with_edges(run.model.config.cutoff, run.model.config.max_neighbors)
+        if cfg.augment:
+            rot = _rotations(cfg.seed, prog.step, cfg.batch_size)[run.info.rank :: run.info.world_size]
+            g = rotate(g, rot)
+        return g, int(self.plan[1][prog.batch_in_epoch])
+
+    def end_epoch(self) -> None:
+        self.batches = None
+
+
+def _train_step(run: _Run, g: AtomicGraph) -> float:
+    """One optimiser step on batch ``g``: forward, backward, gradient clipping, update. Returns the
+    objective per molecule (before the step). Raises :class:`NonFiniteLossError` before the update when
+    the loss or the gradient norm is not finite."""
+    cfg, info, prog = run.cfg, run.info, run.prog
+    t1 = time.perf_counter()
+    out = run.net(g)
+    objective = loss_terms(out.energy, out.forces, g, energy_weight=run.weights[0],
+                           force_weight=run.weights[1]).total.sum()
+    if cfg.symmetry_weight > 0:
+        sym_gen = _generator(cfg.seed, _STREAM_SYMMETRY, prog.step * info.world_size + info.rank)
+        sym = symmetry_terms(run.model, g, cfg.symmetry_rotations, generator=sym_gen,
+                             energy_weight=run.weights[0], force_weight=run.weights[1])
+        objective = objective + cfg.symmetry_weight * sym.total.sum()
+    scaled = objective * (info.world_size / cfg.batch_size)
+    t2 = time.perf_counter()
+    scaled.backward()
+    t3 = time.perf_counter()
+    obj_value = objective.detach().double().cpu()
+    if info.world_size > 1:
+        obj_value = torch.tensor(_sum_over_ranks(float(obj_value), info), dtype=torch.float64)
+    train_loss = float(obj_value) / cfg.batch_size
+    clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip))
+    if not (math.isfinite(train_loss) and math.isfinite(grad_norm)):
+        what = f"training loss is {train_loss}" if not math.isfinite(train_loss) else f"gradient norm is {grad_norm}"
+        raise NonFiniteLossError(
+            f"run {run.run_id!r}: the {what} at step {prog.step + 1} (tokens seen {prog.tokens}); training "
+            "stopped before the update. " + _kept(run.ckpt_path, run.last_ckpt_step),
+            step=prog.step + 1, checkpoint_step=run.last_ckpt_step)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    t4 = time.perf_counter()
+    run.times["forward"] += t2 - t1
+    run.times["backward"] += t3 - t2
+    run.times["optimizer"] += t4 - t3
+    return train_loss
+
+
+def _advance(run: _Run, batch_tokens: int, train_loss: float) -> None:
+    """Count the step: steps, tokens, position in the epoch (a finished epoch starts the next)."""
+    prog = run.prog
+    run.last_train_loss = train_loss
+    prog.step += 1
+    prog.tokens += batch_tokens
+    prog.batch_in_epoch += 1
+    if prog.batch_in_epoch >= run.n_batches:
+        prog.epoch += 1
+        prog.batch_in_epoch = 0
+
+
+def _budget_reason(run: _Run) -> str:
+    """Why the run must stop now (``"tokens"``, ``"steps"``, ``"data"``, ``"minutes"``), or ``""``."""
+    cfg, prog = run.cfg, run.prog
+    if cfg.tokens is not None and prog.tokens >= cfg.tokens:
+        return "tokens"
+    if cfg.steps is not None and prog.step >= cfg.steps:
+        return "steps"
+    if prog.epoch >= cfg.epochs:
+        return "data"
+    if cfg.minutes is not None:
+        out_of_time = run.elapsed_hours() * 60.0 >= cfg.minutes
+        if run.info.world_size > 1:  # clocks differ between ranks: rank 0 decides for all
             import torch.distributed as dist
 
-            dist.barrier()
-        times["checkpoint"] += time.perf_counter() - t1
-        if not stop_reason:  # the run goes on: back to the training weights y (the end keeps x)
-            optimizer.train()
-            model.train()
+            flag = torch.tensor([1.0 if out_of_time else 0.0], device=run.info.device)
+            dist.broadcast(flag, src=0)
+            out_of_time = bool(flag.item() > 0)
+        if out_of_time:
+            return "minutes"
+    return ""
 
-    if info.is_main and out is not None and saved is not None:
-        assert log_path is not None
-        for stale in out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a write that was killed
-            stale.unlink(missing_ok=True)
-        for stale in out.glob(f".{LOG_NAME}.*.tmp"):
-            stale.unlink(missing_ok=True)
-        # The checkpoint is the truth: drop log rows written after it by a run that was then killed.
-        if rows:
-            atomic_write_text(_csv_text(_run_log(run_id, mcfg.kind, mcfg.width, mcfg.depth, n_params, tuple(rows))),
-                              log_path)
-        elif log_path.exists():
-            log_path.unlink()
 
-    def budget_reason() -> str:
-        if cfg.tokens is not None and prog.tokens >= cfg.tokens:
-            return "tokens"
-        if cfg.steps is not None and prog.step >= cfg.steps:
-            return "steps"
-        if prog.epoch >= cfg.epochs:
-            return "data"
-        if cfg.minutes is not None:
-            out_of_time = elapsed_hours() * 60.0 >= cfg.minutes
-            if info.world_size > 1:  # clocks differ between ranks: rank 0 decides for all
-                import torch.distributed as dist
+# ------------------------------------------------------------------------------ step 4: evaluate, log, checkpoint
 
-                flag = torch.tensor([1.0 if out_of_time else 0.0], device=info.device)
-                dist.broadcast(flag, src=0)
-                out_of_time = bool(flag.item() > 0)
-            if out_of_time:
-                return "minutes"
-        return ""
 
-    total = cfg.tokens if cfg.tokens is not None else (cfg.steps if cfg.steps is not None else None)
-    bar = _progress_bar(progress, total, "atom" if cfg.tokens is not None else "step", run_id) if info.is_main else None
-    if bar is not None:
-        bar.update(prog.tokens if cfg.tokens is not None else prog.step)
+def _evaluate_and_save(run: _Run, stop_reason: str) -> None:
+    """Evaluate the averaged weights, append a log row, write the checkpoint and the log; then back to the
+    training weights unless the run stops (the end keeps the averaged weights)."""
+    t0 = time.perf_counter()
+    run.rows.append(_evaluate_row(run))
+    t1 = time.perf_counter()
+    run.times["evaluation"] += t1 - t0
+    _save(run, stop_reason)
+    run.times["checkpoint"] += time.perf_counter() - t1
+    if not stop_reason:
+        run.optimizer.train()
+        run.model.train()
 
-    optimizer.train()
-    model.train()
-    plan: tuple[np.ndarray, np.ndarray] | None = None
-    batches: Any = None
-    stop = budget_reason()
-    try:
-        while not stop:
-            t0 = time.perf_counter()
-            if batches is None:
-                plan = _epoch_plan(len(train_data), n_atoms_all, cfg.batch_size, cfg.seed, prog.epoch, info)
-                rest = plan[0][prog.batch_in_epoch:].reshape(-1)
-                batches = iter_batches(train_data.select(rest), local_bs, normaliser=normaliser, dtype=dtype,
-                                       device=device)
-            assert plan is not None
-            g = next(batches)
-            g = g.with_edges(mcfg.cutoff, mcfg.max_neighbors)
-            if cfg.augment:
-                rot = _rotations(cfg.seed, prog.step, cfg.batch_size)[info.rank :: info.world_size]
-                g = rotate(g, rot)
-            batch_tokens = int(plan[1][prog.batch_in_epoch])
-            t1 = time.perf_counter()
-            if math.isnan(fpa_measured):
-                fpa_measured = _measure_step_flops(model, g, cfg, weights) / max(g.n_atoms, 1)
-                if info.world_size > 1:
-                    fpa_measured = _sum_over_ranks(fpa_measured * g.n_atoms, info) / batch_tokens
-                t1 = time.perf_counter()
-            out_ = net(g)
-            terms = loss_terms(out_.energy, out_.forces, g, energy_weight=weights[0], force_weight=weights[1])
-            local_sum = terms.total.sum()
-            objective = local_sum
-            if sym_on:
-                sym_gen = _generator(cfg.seed, _STREAM_SYMMETRY, prog.step * info.world_size + info.rank)
-                sym = symmetry_terms(model, g, cfg.symmetry_rotations, generator=sym_gen,
-                                     energy_weight=weights[0], force_weight=weights[1])
-                objective = objective + cfg.symmetry_weight * sym.total.sum()
-            scaled = objective * (info.world_size / cfg.batch_size)
-            t2 = time.perf_counter()
-            scaled.backward()
-            t3 = time.perf_counter()
-            obj_value = objective.detach().double().cpu()
-            if info.world_size > 1:
-                obj_value = torch.tensor(_sum_over_ranks(float(obj_value), info), dtype=torch.float64)
-            train_loss = float(obj_value) / cfg.batch_size
-            clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-            if not (math.isfinite(train_loss) and math.isfinite(grad_norm)):
-                what = f"training loss is {train_loss}" if not math.isfinite(train_loss) else \
-                    f"gradient norm is {grad_norm}"
-                raise NonFiniteLossError(
-                    f"run {run_id!r}: the {what} at step {prog.step + 1} (tokens seen {prog.tokens}); training "
-                    "stopped before the update. " + _kept(ckpt_path, last_ckpt_step),
-                    step=prog.step + 1, checkpoint_step=last_ckpt_step)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            t4 = time.perf_counter()
-            times["data"] += t1 - t0
-            times["forward"] += t2 - t1
-            times["backward"] += t3 - t2
-            times["optimizer"] += t4 - t3
-            last_train_loss = train_loss
-            prog.step += 1
-            prog.tokens += batch_tokens
-            prog.batch_in_epoch += 1
-            if prog.batch_in_epoch >= n_batches:
-                prog.epoch += 1
-                prog.batch_in_epoch = 0
-                batches = None
-            if bar is not None:
-                bar.update(batch_tokens if cfg.tokens is not None else 1)
-                bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
-            stop = budget_reason()
-            if prog.step % cfg.eval_every == 0 or stop:
-                evaluate_and_save(stop)
-        if not rows or rows[-1].step != prog.step:  # resumed a finished run or nothing ran yet
-            if prog.step > 0:
-                evaluate_and_save(stop)
-    finally:
-        if bar is not None:
-            bar.close()
-    optimizer.eval()
-    model.eval()
+
+def _evaluate_row(run: _Run) -> EvalRow:
+    """The validation loss of the optimiser's averaged weights :math:`x` as a log row (the model is left in
+    eval mode with the averaged weights)."""
+    prog = run.prog
+    run.optimizer.eval()
+    run.model.eval()
+    s = eval_sums(run.model, run.val_data, run.normaliser, run.cfg.val_batch_size, run.weights, run.info,
+                  run.dtype, run.device)
+    n = float(s[2])
+    e_loss, f_loss = float(s[0] / n), float(s[1] / n)
+    loss = e_loss + f_loss
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(
+            f"run {run.run_id!r}: the validation loss is {loss} after step {prog.step}; training stopped. "
+            + _kept(run.ckpt_path, run.last_ckpt_step), step=prog.step, checkpoint_step=run.last_ckpt_step)
+    prog.hours = run.elapsed_hours()
+    return EvalRow(step=prog.step, epoch=prog.epoch + prog.batch_in_epoch / run.n_batches, tokens=prog.tokens,
+                   flops=run.flops_factor * prog.tokens, flops_measured=run.fpa_measured * prog.tokens,
+                   hours=prog.hours, loss=loss, energy_loss=e_loss, force_loss=f_loss,
+                   train_loss=run.last_train_loss, lr=run.lr)
+
+
+def _save(run: _Run, stop_reason: str) -> None:
+    """Checkpoint and log, written atomically by rank 0 (all ranks wait for it)."""
+    if run.info.is_main and run.out is not None:
+        assert run.ckpt_path is not None and run.log_path is not None
+        atomic_save(_checkpoint(run, stop_reason), run.ckpt_path)
+        atomic_write_text(_log_text(run), run.log_path)
+    run.last_ckpt_step = run.prog.step
+    if run.info.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _checkpoint(run: _Run, stop_reason: str) -> dict[str, Any]:
+    """The checkpoint: plain data and tensors only (``torch.load(weights_only=True)`` reads it)."""
+    mcfg, prog = run.model.config, run.prog
+    return {
+        "format": FORMAT,
+        "model_config": dataclasses.asdict(mcfg),
+        "model_state": run.model.state_dict(),
+        "optimizer_state": run.optimizer.state_dict(),
+        "normaliser": run.normaliser.state_dict(),
+        "train_config": run.cfg.as_dict(),
+        "run": {"run_id": run.run_id, "kind": mcfg.kind, "width": mcfg.width, "depth": mcfg.depth,
+                "n_params": run.n_params, "kappa": run.kappa, "flops_per_atom_measured": run.fpa_measured,
+                "lr": run.lr},
+        "progress": {"step": prog.step, "tokens": prog.tokens, "epoch": prog.epoch,
+                     "batch_in_epoch": prog.batch_in_epoch, "hours": prog.hours, "stop_reason": stop_reason},
+        "rows": [dataclasses.asdict(r) for r in run.rows],
+    }
+
+
+def _log_text(run: _Run) -> str:
+    mcfg = run.model.config
+    return csv_text(make_run_log(run.run_id, mcfg.kind, mcfg.width, mcfg.depth, run.n_params, tuple(run.rows)))
+
+
+# --------------------------------------------------------------------------------------------- step 5: result
+
+
+def _result(run: _Run, stop: str) -> TrainResult:
+    mcfg, prog = run.model.config, run.prog
     return TrainResult(
-        run_id=run_id, kind=mcfg.kind, width=mcfg.width, depth=mcfg.depth, n_params=n_params, kappa=kappa_used,
-        flops_per_atom_measured=fpa_measured, lr=lr, steps=prog.step, tokens=prog.tokens,
-        epoch=prog.epoch + prog.batch_in_epoch / n_batches, hours=elapsed_hours(), stop_reason=stop,
-        rows=tuple(rows), timings=PhaseTimes(**times), log_path=log_path, checkpoint_path=ckpt_path,
-        lr_groups=lr_groups,
+        run_id=run.run_id, kind=mcfg.kind, width=mcfg.width, depth=mcfg.depth, n_params=run.n_params,
+        kappa=run.kappa, flops_per_atom_measured=run.fpa_measured, lr=run.lr, steps=prog.step,
+        tokens=prog.tokens, epoch=prog.epoch + prog.batch_in_epoch / run.n_batches, hours=run.elapsed_hours(),
+        stop_reason=stop, rows=tuple(run.rows), timings=PhaseTimes(**run.times), log_path=run.log_path,
+        checkpoint_path=run.ckpt_path, lr_groups=run.lr_groups,
     )
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _measured_flops_per_atom(run: _Run, graph: AtomicGraph, batch_tokens: int) -> float:
+    """Counted FLOPs of one training step per atom of the global batch (first batch only)."""
+    fpa = _measure_step_flops(run.model, graph, run.cfg, run.weights) / max(graph.n_atoms, 1)
+    if run.info.world_size > 1:
+        fpa = _sum_over_ranks(fpa * graph.n_atoms, run.info) / batch_tokens
+    return fpa
 
 
 def _kept(ckpt_path: Path | None, step: int | None) -> str:
