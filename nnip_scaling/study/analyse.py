@@ -38,6 +38,11 @@ def rank_families(fits: Mapping[str, RunAnalysis]) -> tuple[str, ...]:
 
 def reserve_seconds(config: StudyConfig) -> float:
     """Seconds kept for the fits, the report and the plots at the end: the sum-law fits dominate
-    (``n_bootstrap + n_starts`` nonlinear refits per family, ~40 ms each on a CPU core)."""
+    (``n_bootstrap + n_starts`` nonlinear refits per family, ~40 ms each on a free CPU core), times the
+    slowdown of a machine loaded beyond twice its cores (the load average per core, halved; at most 2x, so
+    that a loaded machine still leaves the runs most of a short budget)."""
+    import os
+
     n = len(config.families)
-    return 8.0 + n * (2.0 + 0.05 * (config.n_bootstrap + _SUM_LAW_STARTS))
+    load = os.getloadavg()[0] / (os.cpu_count() or 1) if hasattr(os, "getloadavg") else 1.0
+    return (8.0 + n * (2.0 + 0.05 * (config.n_bootstrap + _SUM_LAW_STARTS))) * min(2.0, max(1.0, load / 2.0))

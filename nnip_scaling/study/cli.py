@@ -1,7 +1,7 @@
 """``nnip-scaling study``: train the four families along short ladders and fit their scaling laws.
 
     nnip-scaling study --quick --out study/          # about 3 minutes on 2 CPU cores
-    nnip-scaling study --out study/ --workers 2      # 15 minutes, two runs at a time
+    nnip-scaling study --out study/ --workers 2      # 15 minutes, two runs at a time (default: the cores, <= 4)
     nnip-scaling study --config study.toml --out study/ [--minutes M]
     nnip-scaling study --config study.toml --out study/ --executor slurm --workers 16 --slurm-partition cpu
     nnip-scaling study --dump-config study.toml      # write the default configuration and stop
@@ -14,6 +14,7 @@ Writes ``report.md`` (exponent table with 95% intervals and sanity gates, rankin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -38,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, metavar="M", help="wall-clock budget (default 15; --quick: ~3)")
     parser.add_argument("--quick", action="store_true",
                         help="smaller ladders and budget: about 3 minutes on 2 CPU cores")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="runs at a time: local processes (threads divided between them), or concurrent "
-                             "cluster jobs (default 1); results do not depend on it")
+                             "cluster jobs (default: the CPU cores, at most 4); results do not depend on it")
     parser.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                         help="where runs execute: this machine (default), SLURM through submitit (extra "
                              "'cluster'), or submitit's local executor")
@@ -67,6 +68,8 @@ def run(args: Any) -> int:
     from nnip_scaling.study.report import exponent_table, gate_lines
     from nnip_scaling.study.run import run_study
 
+    if args.workers is None:
+        args.workers = max(1, min(4, os.cpu_count() or 1))
     try:
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")

@@ -88,8 +88,11 @@ class StudyConfig:
         epochs: most passes over the training data. A :math:`D_\\max` beyond one pass trains several epochs,
             each in a fresh order with every molecule randomly rotated (data augmentation; a no-op for the
             exactly equivariant families, and it keeps the repeats of the unconstrained family distinct).
-        batch_size: molecules per step (paper: 64).
+        batch_size: molecules per step (paper: 64; 8 here, for more steps in a CPU budget).
         lr: :math:`\\eta^*` at each family's base width (μP).
+        lr_rule: how ``lr`` transfers to other widths (:func:`~nnip_scaling.train.train`): ``"mup"``
+            (per-parameter μP rates) or ``"global"`` (the paper's :math:`\\eta^* w_0/w` for every parameter);
+            ``None``: train's default (``"mup"``).
         evals_per_run: learning-curve points per run.
         n_bootstrap: bootstrap resamples of every fit (paper: 1000).
         drop_first: share of each run's steps dropped before fitting (paper: 1-10%).
@@ -109,9 +112,10 @@ class StudyConfig:
     val_fraction: float = 0.1
     val_molecules: int = 64
     max_tokens: int | None = None
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 1e-2
+    epochs: int = 4
+    batch_size: int = 8
+    lr: float = 3e-2
+    lr_rule: str | None = None
     evals_per_run: int = 12
     n_bootstrap: int = 300
     drop_first: float = 0.1
@@ -143,6 +147,8 @@ class StudyConfig:
         number("epochs", 1, integer=True, closed=True)
         number("batch_size", 1, integer=True, closed=True)
         number("lr", 0.0)
+        if self.lr_rule is not None and self.lr_rule not in ("mup", "global"):
+            raise ValueError(f"lr_rule must be 'mup' or 'global', got {self.lr_rule!r}")
         number("evals_per_run", 2, integer=True, closed=True)
         number("n_bootstrap", 0, integer=True, closed=True)
         number("drop_first", 0.0, closed=True)
@@ -173,34 +179,37 @@ class StudyConfig:
 
 
 def _family_defaults(kind: str, *, quick: bool) -> FamilySpec:
-    """A CPU-sized ladder for ``kind``, scaled down from the paper's (``ladder(kind)``): the family's
-    ladder options are kept where they fit a CPU (spherical: ``m_max``), the rest is shrunk."""
+    """A CPU-sized ladder for ``kind``, scaled down from the paper's (``ladder(kind)``): three widths 2x apart
+    (adjacent models differ enough for the wider one to win at equal data within a CPU budget), the
+    family's ladder options kept where they fit a CPU (spherical: ``m_max``), the rest shrunk."""
     paper = ladder(kind)[0]
     if kind == "unconstrained":  # table 3: depth 5, widths 128..2557
-        return FamilySpec(kind=kind, widths=(16, 32, 64) if quick else (16, 32, 64, 128), depth=2)
+        return FamilySpec(kind=kind, widths=(16, 32, 64), depth=2)
     if kind == "directional":  # table 6: depth 4, widths 32..204, 10 Å / 50 neighbours
-        opts = dict(num_radial=32, basis_dim=8, triplet_dim=8, cutoff=6.0, max_neighbors=30)
-        if quick:
-            opts["quadruplets"] = False
-        # depth 1: triplets and quadruplets dominate the cost on a CPU (see benchmarks/bench_train.py)
-        return FamilySpec(kind=kind, widths=(8, 16, 24) if quick else (8, 16, 24, 32), depth=1, options=opts)
+        # depth 1 without quadruplets: triplets and quadruplets dominate the cost on a CPU (benchmarks/bench_train.py)
+        opts = dict(num_radial=32, basis_dim=8, triplet_dim=8, cutoff=6.0, max_neighbors=30, quadruplets=False)
+        return FamilySpec(kind=kind, widths=(8, 16, 32), depth=1, options=opts)
     if kind == "cartesian":  # table 4: depth 12, widths 32..800, E = floor(sqrt w)
-        return FamilySpec(kind=kind, widths=(8, 16, 32) if quick else (8, 16, 32, 64), depth=1 if quick else 2,
-                          options=dict(n_radial=64))
+        return FamilySpec(kind=kind, widths=(8, 16, 32), depth=1 if quick else 2, options=dict(n_radial=64))
     # spherical, table 5: depth 12, l_max 4, m_max 2, C 4..32, hidden 32 (C = 2 does not learn here: start at 3)
     m_max = getattr(paper, "m_max", 2)
-    return FamilySpec(kind=kind, widths=(3, 6, 12) if quick else (4, 8, 12, 16), depth=1 if quick else 2,
+    return FamilySpec(kind=kind, widths=(3, 6, 12) if quick else (4, 8, 16), depth=1 if quick else 2,
                       options=dict(l_max=2, m_max=min(2, m_max), hidden_channels=8, num_radial=32))
 
 
 def default_config(*, quick: bool = False) -> StudyConfig:
     """The study run by ``nnip-scaling study`` (15 minutes) or ``--quick`` (about 3 minutes): the four
-    families on short ladders, on the built-in data."""
+    families on three widths each, on the built-in data.
+
+    Batch 8 and :math:`\eta^* = 0.03` at the middle width (μP, ``lr_rule="mup"``): on a CPU budget the runs
+    are a few hundred steps long, and a learning-rate sweep at widths 4x apart (cartesian 8/32, spherical
+    4/16, 200 steps) found 0.03 best at both widths (0.01 and 0.1 lose), the wider model winning at every
+    rate."""
     return StudyConfig(
-        minutes=2.5 if quick else 15.0,
+        minutes=3.0 if quick else 15.0,
         val_molecules=32 if quick else 64,
         evals_per_run=8 if quick else 12,
-        n_bootstrap=100 if quick else 400,
+        n_bootstrap=50 if quick else 400,
         families=tuple(_family_defaults(k, quick=quick) for k in KINDS),
     )
 

@@ -199,6 +199,8 @@ def tasks_of(config: StudyConfig, plan: Mapping[str, Any], kappas: Mapping[str, 
             )
             if cap is not None:
                 train_kw["minutes"] = float(cap[str(w)])
+            if config.lr_rule is not None:
+                train_kw["lr_rule"] = config.lr_rule
             tasks.append(RunTask(
                 run_id=f"{spec.kind}-w{w}", kind=spec.kind, width=w, depth=spec.depth, options=dict(spec.options),
                 data=config.data, val_fraction=config.val_fraction, val_molecules=config.val_molecules,
