@@ -174,7 +174,8 @@ def compute_optimal(fit: SumPowerLawFit, kappa: float, *, compute_unit: float = 
         for k, v in samples.items():
             # A draw with a zero exponent has no finite allocation; such draws count as unbounded.
             v = np.where(np.isfinite(v), v, np.inf)
-            lo, hi = np.quantile(v, q)
+            with np.errstate(invalid="ignore"):  # inf - inf between two unbounded draws: the bound is inf
+                lo, hi = np.nan_to_num(np.quantile(v, q), nan=np.inf)
             ci[k] = (float(lo), float(hi))
     return ComputeOptimal(a=a, b=b, G=G, F_c=F_c, gamma_c=gamma_c, L_inf=float(fit.L_inf),
                           kappa=kappa, compute_unit=compute_unit, ci=ci, samples=samples)
