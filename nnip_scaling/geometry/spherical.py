@@ -116,6 +116,7 @@ def spherical_harmonics(l_max: int, vec: torch.Tensor, *, normalize: bool = True
 # cached constants (private, pure functions of l; CPU float64)
 # ----------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
+@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
 def _cg_lift(l: int) -> torch.Tensor:
     r""":math:`C_l = \sqrt{2l+1}\,W_3j(l-1, 1, l)`, shape ``[2l-1, 3, 2l+1]``, CPU float64, l >= 2."""
     c = wigner_3j(l - 1, 1, l, dtype=torch.float64, device="cpu") * math.sqrt(2 * l + 1)
@@ -125,6 +126,7 @@ def _cg_lift(l: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
 def _y_generator_antidiag(l: int) -> torch.Tensor:
     r"""Signed frequencies ``g_i = l - i`` with :math:`X^l(\theta)_{i, 2l-i} = \sin(g_i\theta)` (``[2l+1]``).
 
@@ -137,6 +139,7 @@ def _y_generator_antidiag(l: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
 def _j_matrix(l: int) -> torch.Tensor:
     r""":math:`J^l = D^l(P)`, :math:`P` = rotation by pi about (x+y)/sqrt2; CPU float64 ``[2l+1, 2l+1]``."""
     p = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64)

@@ -45,7 +45,7 @@ class AtomEmbedding(nn.Module):
     def forward(self, atomic_numbers: Tensor) -> Tensor:
         if atomic_numbers.dtype != torch.int64:
             raise TypeError(f"atomic_numbers must be int64, got {atomic_numbers.dtype}")
-        if atomic_numbers.numel():
+        if atomic_numbers.numel() and not torch.compiler.is_compiling():  # data-dependent check: eager only
             lo, hi = int(atomic_numbers.min()), int(atomic_numbers.max())
             if lo < 1 or hi > self.max_z:
                 raise ValueError(

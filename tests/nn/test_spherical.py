@@ -398,3 +398,20 @@ def test_so2_linear_parameter_count():
         n = sum(p.numel() for p in lin.parameters())
         expect = (l_max + 1) ** 2 * 35 + (l_max + 1) * 7 + sum(2 * (l_max - m + 1) ** 2 * 35 for m in range(1, m_max + 1))
         assert n == expect
+
+
+def test_so2_block_traces_as_one_graph():
+    """torch.compile sees the whole block as one graph (no graph breaks): no data-dependent Python
+    control flow, and the Wigner constants are evaluated once, not traced."""
+    dynamo = pytest.importorskip("torch._dynamo")
+    gen = _gen(7)
+    block = SO2Block(3, hidden_channels=4, l_max=4, m_max=2, edge_features=5, edge_channels=6).to(F64)
+    pos, edge_index, x, es, ew = _block_inputs(4, 2, 3, gen)
+
+    def run(p, h):
+        return block(h, edge_index, es, edge_wigner(p[edge_index[0]] - p[edge_index[1]], block.layout), ew)
+
+    dynamo.reset()
+    explained = dynamo.explain(run)(pos, x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
