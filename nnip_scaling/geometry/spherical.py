@@ -115,9 +115,14 @@ def spherical_harmonics(l_max: int, vec: torch.Tensor, *, normalize: bool = True
 # ----------------------------------------------------------------------------------------------
 # cached constants (private, pure functions of l; CPU float64)
 # ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
+@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
 def _cg_lift(l: int) -> torch.Tensor:
+    """See :func:`_cg_lift_cached`."""
+    return _cg_lift_cached(l)
+
+
+@functools.lru_cache(maxsize=None)
+def _cg_lift_cached(l: int) -> torch.Tensor:
     r""":math:`C_l = \sqrt{2l+1}\,W_3j(l-1, 1, l)`, shape ``[2l-1, 3, 2l+1]``, CPU float64, l >= 2."""
     c = wigner_3j(l - 1, 1, l, dtype=torch.float64, device="cpu") * math.sqrt(2 * l + 1)
     c = c.contiguous()
@@ -125,9 +130,14 @@ def _cg_lift(l: int) -> torch.Tensor:
     return c
 
 
-@functools.lru_cache(maxsize=None)
-@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
+@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
 def _y_generator_antidiag(l: int) -> torch.Tensor:
+    """See :func:`_y_generator_antidiag_cached`."""
+    return _y_generator_antidiag_cached(l)
+
+
+@functools.lru_cache(maxsize=None)
+def _y_generator_antidiag_cached(l: int) -> torch.Tensor:
     r"""Signed frequencies ``g_i = l - i`` with :math:`X^l(\theta)_{i, 2l-i} = \sin(g_i\theta)` (``[2l+1]``).
 
     On each invariant plane ``{m, -m}`` of the e3nn basis, a rotation about y by :math:`\theta`
@@ -138,9 +148,14 @@ def _y_generator_antidiag(l: int) -> torch.Tensor:
     return torch.arange(l, -l - 1, -1, dtype=torch.float64)
 
 
-@functools.lru_cache(maxsize=None)
-@torch.compiler.assume_constant_result  # torch.compile: evaluate once, embed the result
+@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
 def _j_matrix(l: int) -> torch.Tensor:
+    """See :func:`_j_matrix_cached`."""
+    return _j_matrix_cached(l)
+
+
+@functools.lru_cache(maxsize=None)
+def _j_matrix_cached(l: int) -> torch.Tensor:
     r""":math:`J^l = D^l(P)`, :math:`P` = rotation by pi about (x+y)/sqrt2; CPU float64 ``[2l+1, 2l+1]``."""
     p = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64)
     return _wigner_polynomial(l, p[None])[l][0].contiguous()
