@@ -55,6 +55,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch._dynamo
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # our package, from this checkout
@@ -188,15 +189,34 @@ def peak_memory_mb(fn: Callable[[], object]) -> float | None:
         return None
 
 
-def graph_breaks(model: torch.nn.Module, inputs) -> dict:
-    """``torch._dynamo.explain`` of one inference call: graphs, breaks and their reasons."""
-    import torch._dynamo
+def memory_in_subprocess(label: str, side: str, args) -> float | None:
+    """Peak RSS growth of one train step of one contender, in a fresh process (an allocator that keeps
+    freed pages would hide the second contender's peak if both ran in one process)."""
+    import subprocess
 
-    model.eval()
-    with torch.no_grad():
-        ex = torch._dynamo.explain(model)(inputs)
-    return dict(graphs=ex.graph_count, breaks=ex.graph_break_count,
-                reasons=sorted({str(b.reason)[:160] for b in ex.break_reasons}))
+    cmd = [sys.executable, __file__, "--_memory", f"{label}|{side}", "--threads", str(args.threads)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=True)
+        return float(res.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+        print(f"  memory of {label} {side} failed: {exc}", flush=True)
+        return None
+
+
+def _memory_child(spec: str) -> None:
+    label, side = spec.split("|")
+    mols = ba.make_molecules(32, 15, 30, seed=0)
+    args = argparse.Namespace(families=["spherical", "directional"], channels=[int(label.split("=")[1])]
+                              if label.startswith("spherical") else [])
+    for lab, make_ref, make_ours in cases(args):
+        if lab == label:
+            a = make_ref() if side == "anchor" else make_ours()
+            assert a is not None
+            a.model.float()
+            x = a.prepare(mols)
+            print(peak_memory_mb(lambda: a.train_step(x)))
+            return
+    raise SystemExit(f"unknown case {label}")
 
 
 # ----------------------------------------------------------------------------------- cases
@@ -234,11 +254,8 @@ def run_case(label: str, make_ref, make_ours, mols: ba.Molecules, args) -> dict 
               f"   speed-up {r['speedup']:.2f}x (CPU time {r['speedup_cpu']:.2f}x)   load {r['yardsticks'][0]['load1']:.1f}"
               f" small-mm {r['yardsticks'][0]['small_mm_ms']:.2f}->{r['yardsticks'][-1]['small_mm_ms']:.2f} ms", flush=True)
     if args.memory:
-        row["peak_train_mb"] = {}
-        for a, x in zip(contenders, inputs):
-            ba._zero_grad(a.model)
-            row["peak_train_mb"][a.name] = peak_memory_mb(lambda a=a, x=x: a.train_step(x))
-            ba._zero_grad(a.model)
+        row["peak_train_mb"] = {ref.name: memory_in_subprocess(label, "anchor", args),
+                                "ours": memory_in_subprocess(label, "ours", args)}
         print(f"  peak train-step memory growth (MB): {row['peak_train_mb']}", flush=True)
     if args.compile:
         row["compile"] = compiled_timings(contenders, inputs, args)
@@ -246,41 +263,40 @@ def run_case(label: str, make_ref, make_ours, mols: ba.Molecules, args) -> dict 
 
 
 def compiled_timings(contenders: list[ba.Anchor], inputs: list, args) -> dict:
-    """Inference and train step with ``torch.compile``d models (same interleaving)."""
-    out: dict = {}
-    try:
-        out["ours_graph_breaks"] = graph_breaks(contenders[1].model, inputs[1])
-        print(f"  ours under dynamo: {out['ours_graph_breaks']}", flush=True)
-    except Exception as exc:  # noqa: BLE001 - report, do not abort the benchmark
-        out["ours_graph_breaks"] = f"{type(exc).__name__}: {exc}"[:300]
-    compiled = []
-    for a in contenders:
-        model = a.model
-        fn = torch.compile(model) if a.name == "ours" else None
-        if a.name == "ours":
-            a_c = our_anchor("ours", fn, **_graph_of(a, inputs))  # type: ignore[arg-type]
-            a_c.model = model
-            compiled.append(a_c)
-        else:
-            compiled.append(a)  # the anchors' own forward is not a plain module call: eager (see docs)
+    """Inference and train step with ``torch.compile`` (inductor) applied alike to both sides' call
+    functions (``infer`` / ``train_forward``: model, heads and graph code), same interleaving; the
+    first calls (compilation) are reported as ``compile_s``."""
+    out: dict = {"graph_breaks": {}}
+    for a, x in zip(contenders, inputs):
+        try:
+            ex = torch._dynamo.explain(a.infer)(x)
+            out["graph_breaks"][a.name] = dict(graphs=ex.graph_count, breaks=ex.graph_break_count,
+                                               reasons=sorted({str(r.reason).splitlines()[0][:120] for r in ex.break_reasons}))
+        except Exception as exc:  # noqa: BLE001 - report, do not abort the benchmark
+            out["graph_breaks"][a.name] = f"{type(exc).__name__}: {exc}"[:300]
+        torch._dynamo.reset()
+    print(f"  graph breaks (inference): {out['graph_breaks']}", flush=True)
+    compiled = [ba.Anchor(a.name, a.model, a.prepare, torch.compile(a.infer), torch.compile(a.train_forward))
+                for a in contenders]
     for mode in args.modes:
         try:
-            t0 = time.perf_counter()
-            r = interleaved(compiled, inputs, mode, rounds=args.rounds, repeats=args.repeats, warmup=max(args.warmup, 2))
-            r["wall_s"] = time.perf_counter() - t0
-            r["speedup"] = r["median_s"][compiled[0].name] / r["median_s"]["ours"]
+            out.setdefault("compile_s", {})[mode] = {}
+            for a, x in zip(compiled, inputs):
+                t0 = time.perf_counter()
+                _call(a, x, mode)()
+                out["compile_s"][mode][a.name] = time.perf_counter() - t0
+            r = interleaved(compiled, inputs, mode, rounds=args.rounds, repeats=args.repeats, warmup=args.warmup)
+            (ref,) = [k for k in r["median_s"] if k != "ours"]
+            r["speedup"] = r["median_s"][ref] / r["median_s"]["ours"]
+            r["speedup_cpu"] = r["median_cpu_s"][ref] / r["median_cpu_s"]["ours"]
             out[mode] = r
-            print(f"  compiled {mode:5s} {compiled[0].name} {1e3 * r['median_s'][compiled[0].name]:8.1f} ms   ours "
-                  f"{1e3 * r['median_s']['ours']:8.1f} ms   speed {r['speedup']:.2f}x", flush=True)
+            print(f"  compiled {mode:5s} {ref} {1e3 * r['median_s'][ref]:8.1f} ms   ours {1e3 * r['median_s']['ours']:8.1f} ms"
+                  f"   speed-up {r['speedup']:.2f}x (CPU time {r['speedup_cpu']:.2f}x)   compile s {out['compile_s'][mode]}",
+                  flush=True)
         except Exception as exc:  # noqa: BLE001
             out[mode] = f"{type(exc).__name__}: {exc}"[:300]
             print(f"  compiled {mode}: failed: {out[mode]}", flush=True)
     return out
-
-
-def _graph_of(anchor: ba.Anchor, inputs: list) -> dict:
-    cfg = anchor.model.config  # type: ignore[union-attr]
-    return dict(cutoff=cfg.cutoff, max_neighbors=cfg.max_neighbors)
 
 
 # ----------------------------------------------------------------------------------- report
@@ -309,7 +325,12 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--_memory", default=None, help=argparse.SUPPRESS)  # child process of --memory
     args = ap.parse_args(argv)
+    if args._memory:
+        torch.set_num_threads(args.threads)
+        _memory_child(args._memory)
+        return []
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     args.channels = [int(c) for c in args.channels.split(",")]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -271,6 +271,18 @@ class RadialMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def forward_chunks(self, x: Tensor, sizes: Sequence[int]) -> list[Tensor]:
+        """``forward(x).split(sizes, dim=-1)``, with the last layer applied per chunk of its output rows:
+        no concatenation of the chunks' gradients in the backward pass."""
+        *hidden, last = self.net
+        for layer in hidden:
+            x = layer(x)
+        out, start = [], 0
+        for n in sizes:
+            out.append(nn.functional.linear(x, last.weight[start : start + n], last.bias[start : start + n]))
+            start += n
+        return out
+
 
 class EdgeDegreeEmbedding(nn.Module):
     r"""Initial equivariant features from the edge directions (eSEN's edge-degree embedding).
@@ -416,7 +428,9 @@ class SO2Block(nn.Module):
         multiply every row of degree ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
         """
         lay, n_edges, h = self.layout, z.shape[0], self.hidden_channels
-        rho = self.radial(edge_scalars).view(n_edges, lay.n_shared, z.shape[2]).split(list(lay.m_sizes), dim=1)
+        c2 = z.shape[2]
+        rho = [r.view(n_edges, n, c2) for r, n in
+               zip(self.radial.forward_chunks(edge_scalars, [n * c2 for n in lay.m_sizes]), lay.m_sizes)]
         z0, pairs = m_blocks(z, lay)
         z0 = z0 * rho[0]
         pairs = [(zp * r, zn * r) for (zp, zn), r in zip(pairs, rho[1:])]
