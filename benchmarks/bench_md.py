@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def main() -> None:
         row["steps_per_second"] = rate
         print(f"{row['family']:18s} {row['form']:6s} {rate:7.1f} MD steps/s")
     meta = dict(
-        command="python benchmarks/bench_md.py " + " ".join(f"--{k} {v}" for k, v in (("steps", args.steps), ("timestep", args.timestep), ("threads", args.threads))),
+        command=" ".join(["python", "benchmarks/bench_md.py", *sys.argv[1:]]),
         molecule=MOLECULE,
         n_atoms=graph.n_atoms,
         cutoff=CUTOFF,
