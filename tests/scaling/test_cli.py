@@ -105,3 +105,53 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
     assert rc == 2
     assert "pip install 'nnip_scaling[plot]'" in captured.err
     assert "Sum power law" in captured.out and out_json.exists()  # the fit itself still reported
+
+
+def test_fit_groups_by_kind_and_prints_gates(tmp_path, capsys):
+    a = synthetic_runs([4e5, 1e6, 4e6], D_max=9.2e8, **ESEN, kappa=KAPPA, noise=0.003, seed=0)
+    b = synthetic_runs([4e5, 1e6, 4e6], D_max=9.2e8, A=10**1.356, B=10**2.194, alpha=0.276, beta=0.311,
+                       kappa=2.33, noise=0.003, seed=1)
+    kind = np.array(["spherical"] * len(a) + ["unconstrained"] * len(b))
+    both = RunLog(np.concatenate([np.char.add("s", a.run_id), np.char.add("u", b.run_id)]),
+                  *(np.concatenate([getattr(a, c), getattr(b, c)]) for c in ("n_params", "tokens", "flops", "loss")),
+                  extra={"kind": kind, "arch": np.full(len(kind), "same")})
+    path = save_runs(tmp_path / "study_runs.csv", both)
+    out_json = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--bootstrap", "20", "--sum-L-inf", "0", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "== spherical:" in text and "== unconstrained:" in text and "all runs" not in text
+    assert "Sanity gates:" in text and "wider model wins 20/20" in text
+    res = json.loads(out_json.read_text())["results"]
+    assert res["spherical"]["sum_law"]["alpha"] == pytest.approx(0.817, abs=0.05)
+    assert res["unconstrained"]["sum_law"]["alpha"] == pytest.approx(0.276, abs=0.05)
+    assert res["spherical"]["kappa"] == pytest.approx(KAPPA) and res["unconstrained"]["kappa"] == pytest.approx(2.33)
+    assert "L_inf = 0" in res["spherical"]["consistency"]["note"]  # like with like: both fits fixed at 0
+    # --by overrides the automatic column; "none" pools
+    assert main(["fit", str(path), "--bootstrap", "0", "--sum-L-inf", "0", "--by", "arch"]) == 0
+    assert "== same:" in capsys.readouterr().out
+
+
+def test_fit_checks_outputs_and_units_before_fitting(tmp_path, capsys, monkeypatch):
+    import nnip_scaling.scaling.analysis as analysis
+
+    path, _ = _write(tmp_path)
+    called = []
+    monkeypatch.setattr(analysis, "_analyse_one", lambda *a, **k: called.append(1))
+    assert main(["fit", str(path), "--json", str(tmp_path / "nowhere" / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "does not exist" in err and "Traceback" not in err
+    assert main(["fit", str(path), "--plot", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert not called  # the fit never started
+    for bad in ("0", "-1e15", "nan"):
+        with pytest.raises(SystemExit):
+            main(["fit", str(path), "--compute-unit", bad])
+        assert "--compute-unit" in capsys.readouterr().err
+
+
+def test_fit_mixed_L_inf_treatments_are_made_comparable(tmp_path, capsys):
+    path, _ = _write(tmp_path)
+    assert main(["fit", str(path), "--bootstrap", "0", "--sum-L-inf", "fit", "--frontier-L-inf", "0"]) == 0
+    text = capsys.readouterr().out
+    # eq. 7 carries the sum law's L_inf: the frontier is refitted with it, or both were already 0
+    assert "refitted with the sum law's L_inf" in text or "L_inf = 0 (fixed" in text or "fitted in both" in text
