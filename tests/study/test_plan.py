@@ -76,3 +76,11 @@ def test_plan_file_round_trip_and_version(tmp_path):
 def test_bad_lr_rule_is_named():
     with pytest.raises(ValueError, match="lr_rule"):
         _config(lr_rule="muP")
+
+
+def test_old_import_paths_still_work():
+    from nnip_scaling import study
+    from nnip_scaling.scaling import RunAnalysis
+    from nnip_scaling.train import FamilyFit, StudyConfig as OldConfig, run_study as old_run_study
+
+    assert OldConfig is study.StudyConfig and old_run_study is study.run_study and FamilyFit is RunAnalysis
