@@ -40,19 +40,36 @@ def _label(v: float, _pos: Any = None) -> str:
     return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
 
 
+def _readable_locator() -> Any:
+    """A log-axis locator that picks its ticks at draw time, from the final limits: linear steps on a range
+    of less than a factor 3, then 1-1.5-2-3-5-7, 1-2-3-5 and 1-2-5 steps as the range grows, decades beyond
+    four decades."""
+    from matplotlib.ticker import Locator, LogLocator, MaxNLocator
+
+    class _Readable(Locator):
+        def __call__(self) -> Any:
+            lo, hi = sorted(self.axis.get_view_interval())
+            return self.tick_values(lo, hi)
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            if vmin <= 0 or vmax / vmin < 3:
+                return MaxNLocator(nbins=5).tick_values(vmin, vmax)
+            r = vmax / vmin
+            subs = ((1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if r < 10 else (1.0, 2.0, 3.0, 5.0) if r < 100 else
+                    (1.0, 2.0, 5.0) if r < 1e4 else (1.0,))
+            return LogLocator(base=10, subs=subs).tick_values(vmin, vmax)
+
+    return _Readable()
+
+
 def log_axes(ax: Any) -> None:
-    """Log scale on both axes with readable tick labels (1-2-5 steps; linear steps on a short range)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    """Log scale on both axes with readable tick labels (chosen from the final limits when drawn)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-        if lo <= 0 or hi <= 0:
-            continue
-        if hi / lo < 3:
-            axis.set_major_locator(MaxNLocator(nbins=5))
-        else:
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(_readable_locator())
         axis.set_major_formatter(FuncFormatter(_label))
         axis.set_minor_formatter(NullFormatter())
 
@@ -98,7 +115,7 @@ def _fig3(out: Path, fits: Mapping[str, Any], pflop: float) -> Path:
     from nnip_scaling.scaling.plot import plot_frontier
 
     present = list(fits.values())
-    fig, axes = _figure(2, len(present), 3.8 * len(present), 7)
+    fig, axes = _figure(2, len(present), 4.2 * len(present), 7.5)
     for j, f in enumerate(present):
         fam = f.prepared
         for i, (x, fit, pts, xl) in enumerate(((fam.flops / pflop, f.frontier, f.frontier_points, "PFLOPs"),
@@ -109,7 +126,7 @@ def _fig3(out: Path, fits: Mapping[str, Any], pflop: float) -> Path:
                 continue
             plot_frontier(x, fam.loss, fit, frontier=np.asarray(pts, dtype=int) if pts else None, ax=ax, xlabel=xl)
             ax.set_title(f.label, fontsize="medium")
-            ax.legend(fontsize="x-small")
+            ax.legend(fontsize="small")
             log_axes(ax)
     p = out / "fig3_frontiers.png"
     fig.savefig(p, dpi=_DPI)
