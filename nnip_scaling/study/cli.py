@@ -102,9 +102,9 @@ def run(args: Any) -> int:
               "for the likely cause and what to change).")
     losing = [f.label for f in fits if f.wider_wins is not None and not f.wider_wins.passed]
     if losing:
-        print(f"WARNING: the budget ({config.minutes:g} min, {args.workers} worker(s)) is too small for this "
-              f"machine: wider models do not win at equal data in {', '.join(losing)}, so their alpha is not "
-              "measured. Raise --minutes or --workers, or run the full study (see README).")
+        print(f"WARNING: the budget ({config.minutes:g} min, {args.workers} worker(s)) is too small on this "
+              f"machine now: wider models do not win at equal data in {', '.join(losing)}, so their alpha is not "
+              "measured. Raise --minutes or --workers.")
     print()
     if result.ranking:
         print("ranking by gamma_c: " + " > ".join(result.ranking))
