@@ -118,7 +118,11 @@ def build_model(
 
 
 def mup_learning_rate(base_lr: float, base_width: int, width: int) -> float:
-    r"""μP learning-rate transfer (paper section 3.3): :math:`\eta(w) = \eta^* \cdot w_\text{base} / w`.
+    r"""The paper's global learning-rate transfer (section 3.3): :math:`\eta(w) = \eta^* \cdot w_\text{base} / w`.
+
+    Applied to every parameter this is ``train(..., lr_rule="global")``. It is μP's rate for the hidden
+    weights only: embeddings, biases and gains keep :math:`\eta^*` under μP, which ``train``'s default
+    ``lr_rule="mup"`` does per parameter (:mod:`nnip_scaling.train.mup`, docs/training.md).
 
     Args:
         base_lr: :math:`\eta^*`, tuned at ``base_width`` (> 0).

@@ -8,8 +8,9 @@ Initialisation (μP, Yang et al. 2021, "Tensor Programs V", table 3; see docs/ar
   fixed): :math:`W_{ij} \sim \mathcal N(0, 1/\text{fan\_in}^2)`, bias 0, so the output starts at
   :math:`\Theta(1/\sqrt{w})` and the first updates dominate it, as μP prescribes.
 
-The learning rate is transferred across widths with :func:`nnip_scaling.models.mup_learning_rate`
-(:math:`\eta(w) = \eta^* w_\text{base}/w`, paper section 3.3).
+The matching per-parameter learning rates (hidden and readout weights :math:`\eta^*\,\text{fan\_in}_0/
+\text{fan\_in}`, everything else :math:`\eta^*`) are :mod:`nnip_scaling.train.mup`'s; the paper's global rule
+is :func:`nnip_scaling.models.mup_learning_rate`.
 """
 
 from __future__ import annotations
