@@ -148,14 +148,14 @@ def _call(fn: Callable[..., dict[str, Any]], task: RunTask, out: Path) -> dict[s
 
 def _pool(pending: Sequence[RunTask], out: Path, workers: int, record: Callable[[dict[str, Any]], None]) -> None:
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
         futures = {pool.submit(run_task, t, str(out)): t for t in pending}
         remaining = set(futures)
         while remaining:
-            finished_now, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+            finished_now, remaining = wait(remaining, return_when=FIRST_COMPLETED)  # log each run as it ends
             for f in finished_now:
                 err = f.exception()
                 if err is not None:
