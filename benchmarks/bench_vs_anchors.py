@@ -339,16 +339,16 @@ def main(argv=None) -> list[dict]:
     info = ba.machine_info()
     print(json.dumps(info), flush=True)
     rows = []
+    cmd = "python benchmarks/bench_vs_anchors.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for label, make_ref, make_ours in cases(args):
         row = run_case(label, make_ref, make_ours, mols, args)
         if row is not None:
             rows.append(row)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "w") as fh:  # after every case: a partial run is kept
+                json.dump(dict(command=cmd, info=info, args=vars(args), rows=rows), fh, indent=1)
     if rows:
         print("\n" + table(rows, args.modes))
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        cmd = "python benchmarks/bench_vs_anchors.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(args.out, "w") as fh:
-            json.dump(dict(command=cmd, info=info, args=vars(args), rows=rows), fh, indent=1)
         print(f"wrote {args.out}")
     else:
         print(f"nothing to compare: {INSTALL_HINT}")
