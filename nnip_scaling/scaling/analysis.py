@@ -59,7 +59,12 @@ class AnalysisSettings:
         sum_L_inf: ``L_inf`` of eq. 5 (a value, or ``"fit"``); the paper finds ~0.
         huber_delta: Huber threshold of the sum-law fit on log residuals.
         n_bootstrap: bootstrap resamples of every fit (0: no intervals, and no interval gates).
-        resample: ``"runs"`` (whole learning curves, honest for correlated points) or ``"rows"``.
+        resample: bootstrap scheme: ``"runs"`` (whole learning curves drawn with replacement),
+            ``"rows"`` (single points), or ``"residual"``: the sum law with the design fixed (every
+            run kept, per-run residual curves resampled; for designed studies with few widths, where
+            ``"runs"`` leaves resamples with one or two model sizes) and the frontiers by whole runs
+            (a Pareto frontier's points are selected by their losses, so its design is not fixed).
+            See :mod:`nnip_scaling.scaling.fit`.
         seed: bootstrap seed.
         n_starts: local refinements of the sum-law fit.
         exponent_bounds: allowed range of every exponent.
@@ -85,8 +90,8 @@ class AnalysisSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if self.resample not in ("runs", "rows"):
-            raise ValueError(f"resample must be 'runs' or 'rows', got {self.resample!r}")
+        if self.resample not in ("runs", "rows", "residual"):
+            raise ValueError(f"resample must be 'runs', 'rows' or 'residual', got {self.resample!r}")
         for name in ("frontier_L_inf", "sum_L_inf"):
             v = getattr(self, name)
             if not (v == "fit" or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -212,6 +217,11 @@ def _caught(prefix: str, caught: list[warnings.WarningMessage], out: list[str]) 
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _scheme(s: AnalysisSettings) -> str:
+    """The sum-law fit's ``bootstrap=`` argument for ``s.resample`` (frontier fits always resample cases)."""
+    return "residual" if s.resample == "residual" else "cases"
+
+
 def _fit(prefix: str, notes: list[str], fn: Any, *args: Any, **kw: Any) -> Any:
     """``fn(*args, **kw)`` with its FitWarnings recorded under ``prefix``; None (and a note) on ValueError."""
     with warnings.catch_warnings(record=True) as caught:
@@ -270,7 +280,7 @@ def _gates(fam: RunLog, res: dict[str, Any], s: AnalysisSettings) -> list[Gate]:
 def _analyse_one(label: str, runs: RunLog, kappa: float | None, s: AnalysisSettings) -> RunAnalysis:
     fam = prepare_runs(runs, drop_first=s.drop_first, ema=s.ema)
     notes: list[str] = []
-    groups = fam.run_id if s.resample == "runs" else None
+    groups = None if s.resample == "rows" else fam.run_id
     res: dict[str, Any] = {}
     x = fam.flops / s.compute_unit
     res["frontier"], res["frontier_points"] = _frontier(x, fam, s, groups, notes, "frontier", s.frontier_L_inf)
@@ -279,6 +289,7 @@ def _analyse_one(label: str, runs: RunLog, kappa: float | None, s: AnalysisSetti
                                                                "hours frontier", s.frontier_L_inf)
     res["sum_law"] = _fit("sum law", notes, fit_sum_power_law, fam.N, fam.D, fam.loss, L_inf=s.sum_L_inf,
                           huber_delta=s.huber_delta, n_bootstrap=s.n_bootstrap, seed=s.seed, groups=groups,
+                          bootstrap=_scheme(s),
                           n_starts=s.n_starts, exponent_bounds=s.exponent_bounds)
     kappa_note = "given"
     if kappa is None:

@@ -73,8 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--huber-delta", type=float, default=1e-3,
                         help="Huber threshold of the sum-law fit on log residuals (default 1e-3)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--resample", choices=("rows", "runs"), default="rows",
-                        help="bootstrap unit (default rows; runs keeps each learning curve whole)")
+    parser.add_argument("--resample", choices=("rows", "runs", "residual"), default="rows",
+                        help="bootstrap unit (default rows; runs keeps each learning curve whole; residual "
+                             "keeps the design and resamples per-run residual curves)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--by", type=_by, default="auto", metavar="COLUMN",
                         help="fit each value of this column separately (default: 'kind', else 'arch'; "

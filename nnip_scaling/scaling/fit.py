@@ -30,9 +30,24 @@ bound, when too few refined starts agree on the best objective, or when the para
 identifiable from the data (rank-deficient Jacobian at the optimum, or agreeing starts with different
 parameters).
 
-Confidence intervals (appendix E) are percentile intervals of ``n_bootstrap`` non-parametric
-bootstrap refits, resampling rows, or whole runs when ``groups`` is given. Each refit starts from the
-full-data optimum (warm start), which makes 1000 bootstraps of a 250-point sum-law fit take seconds.
+Confidence intervals (appendix E) are percentile intervals of ``n_bootstrap`` bootstrap refits, by
+one of two schemes (``bootstrap=``):
+
+* ``"cases"`` (default): resample rows, or whole runs when ``groups`` is given (pairs bootstrap).
+  Right when the points are random draws; with few model sizes, many resamples hold only one or two
+  distinct ``N`` and ``alpha`` is not identifiable in them, so its draws run to the bound.
+* ``"residual"``: the design is fixed (Efron & Tibshirani 1993, ch. 9: bootstrapping residuals),
+  as in a scaling study whose widths and data sizes the experimenter chose. Every resample keeps all
+  ``(N, D)`` rows; its responses are ``y* = log m(theta_hat) + r*`` in the log space the Huber
+  objective uses. Points of one learning curve have correlated residuals, so ``r*`` is drawn in
+  blocks: the residual curve of each run (sorted by ``D``, or ``x``) is replaced by the whole
+  curve of a run drawn with replacement among the runs with the same number of points (in a study,
+  the runs sharing the evaluation schedule). A run with no such partner gets a circular
+  moving-block resample of its own curve; without ``groups`` every point is its own block (the plain
+  residual bootstrap).
+
+Each refit starts from the full-data optimum (warm start), which makes 1000 bootstraps of a
+250-point sum-law fit take seconds.
 The bootstrap draws are kept in ``fit.samples`` so that derived quantities
 (:func:`nnip_scaling.scaling.compute_optimal`) get intervals by propagation.
 """
@@ -43,7 +58,7 @@ import dataclasses
 import functools
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -75,6 +90,8 @@ _LINF_FRACTIONS = (0.0, 0.3, 0.9)
 # A fitted L_inf below this fraction of the smallest loss changes no prediction by more than 1e-6
 # (relative): it is reported as exactly 0, on its bound.
 _LINF_ZERO = 1e-6
+# Bootstrap schemes: resample cases (rows or whole runs), or residuals with the design fixed.
+_BOOTSTRAP_KINDS = ("cases", "residual")
 
 
 class FitWarning(UserWarning):
@@ -280,6 +297,10 @@ class _LogSumModel:
         return _LogSumModel(self.logx[idx], self.y[idx], E=None if self.fit_E else self.E,
                             scale=self.scale)
 
+    def with_y(self, y: np.ndarray) -> _LogSumModel:
+        """The same design (``logx``) with new responses ``y [n]``."""
+        return _LogSumModel(self.logx, y, E=None if self.fit_E else self.E, scale=self.scale)
+
     def _E(self, theta: np.ndarray) -> np.ndarray:
         return theta[..., 2 * self.K] * self.scale if self.fit_E else np.full(theta.shape[:-1], self.E)
 
@@ -427,6 +448,88 @@ def _bootstrap_counts(rng: np.random.Generator, n: int, groups: np.ndarray | Non
     return gcounts[:, groups]
 
 
+def _residual_draws(rng: np.random.Generator, resid: np.ndarray, groups: np.ndarray | None,
+                    order: np.ndarray, n_bootstrap: int) -> np.ndarray:
+    """Resampled residuals ``[n_bootstrap, n]`` for the residual bootstrap (design fixed).
+
+    Each group (run) is a block: its residuals, sorted by ``order`` (the data size along a learning
+    curve), form one residual curve. Runs with the same number of points form a pool; every run
+    receives the whole residual curve of a run drawn with replacement from its pool, position by
+    position, so the correlation along a curve is kept. A run alone in its pool (no other run has
+    as many points) gets a circular moving-block resample of its own curve (blocks of
+    ``ceil(m ** (1/3))`` points). Without ``groups`` every row is its own one-point run: the plain
+    residual bootstrap.
+    """
+    n = resid.size
+    codes = np.arange(n) if groups is None else groups
+    curves = [np.flatnonzero(codes == g) for g in np.unique(codes)]
+    curves = [rows[np.argsort(order[rows], kind="stable")] for rows in curves]
+    out = np.empty((n_bootstrap, n))
+    for m in sorted({len(c) for c in curves}):
+        rows = np.stack([c for c in curves if len(c) == m])  # [k, m] rows of the pool's runs
+        if len(rows) > 1:
+            picks = rng.integers(len(rows), size=(n_bootstrap, len(rows)))
+            out[:, rows] = resid[rows][picks]
+        else:
+            out[:, rows[0]] = resid[rows[0]][_moving_blocks(rng, m, n_bootstrap)]
+    return out
+
+
+def _modified_residuals(jac: np.ndarray, resid: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Residuals with the fit's shrinkage undone, per run: ``(I - H_gg)^(-1/2) r_g`` ``[n]``.
+
+    A fit absorbs part of the noise, most of it in the runs with the most say on the parameters (with
+    four widths, each run pins the amplitude and exponent of ``N``), so raw residuals are too small to
+    stand for the noise. ``H = J (J^T J)^-1 J^T`` is the hat matrix of the fit linearised at its optimum
+    (``jac [n, P]``, free parameters only); ``H_gg`` its block for the rows of run ``g``. This is the
+    block form of the modified residuals ``r_i / sqrt(1 - h_ii)`` of Davison & Hinkley (1997, eq. 6.9),
+    as in the bias-reduced cluster residuals of Bell & McCaffrey (2002). Eigenvalues of ``I - H_gg``
+    are floored at 0.05 (at most a 4.5x inflation) so that a run that alone fixes a parameter does not
+    blow up.
+    """
+    n = resid.size
+    if jac.shape[1] == 0:
+        return resid
+    q, _ = np.linalg.qr(jac / np.linalg.norm(jac, axis=0))
+    codes = np.arange(n) if groups is None else groups
+    out = np.empty(n)
+    for g in np.unique(codes):
+        rows = np.flatnonzero(codes == g)
+        lam, vec = np.linalg.eigh(np.eye(rows.size) - q[rows] @ q[rows].T)
+        out[rows] = vec @ ((vec.T @ resid[rows]) / np.sqrt(np.maximum(lam, 0.05)))
+    return out
+
+
+def _moving_blocks(rng: np.random.Generator, m: int, n_bootstrap: int) -> np.ndarray:
+    """Indices ``[n_bootstrap, m]`` of a circular moving-block resample of a series of length ``m``."""
+    block = max(1, math.ceil(m ** (1 / 3)))
+    n_blocks = math.ceil(m / block)
+    starts = rng.integers(m, size=(n_bootstrap, n_blocks, 1))
+    return ((starts + np.arange(block)) % m).reshape(n_bootstrap, -1)[:, :m]
+
+
+def _bootstrap_models(model: _LogSumModel, theta_hat: np.ndarray, free: np.ndarray, rng: np.random.Generator,
+                      groups: np.ndarray | None, n_bootstrap: int, kind: str) -> Iterator[_LogSumModel]:
+    """The resampled data sets of the bootstrap, as models to refit.
+
+    ``"cases"``: rows (or whole groups) drawn with replacement. ``"residual"``: the design (every
+    ``N``, ``D``) kept, responses ``y* = log m(theta_hat) + r*`` in the fit's log space, with ``r*``
+    drawn by :func:`_residual_draws` from the :func:`_modified_residuals` (``free``: the parameters
+    not on a bound, whose Jacobian columns define the fit's hat matrix).
+    """
+    if kind == "cases":
+        base = np.arange(model.y.size)
+        for c in _bootstrap_counts(rng, model.y.size, groups, n_bootstrap):
+            yield model.subset(np.repeat(base, c))
+        return
+    resid = model.residuals(theta_hat)
+    fitted = model.y - resid
+    jac = model.jacobian(theta_hat)[:, free]
+    modified = _modified_residuals(jac, resid, groups)
+    for r in _residual_draws(rng, modified, groups, model.logx[:, -1], n_bootstrap):
+        yield model.with_y(fitted + r)
+
+
 def _percentile_ci(samples: Mapping[str, np.ndarray], confidence: float) -> dict[str, tuple[float, float]]:
     q = [(1 - confidence) / 2, (1 + confidence) / 2]
     out = {}
@@ -436,14 +539,14 @@ def _percentile_ci(samples: Mapping[str, np.ndarray], confidence: float) -> dict
     return out
 
 
-def _bootstrap_nonlinear(model: _LogSumModel, theta_hat: np.ndarray, lb: np.ndarray, ub: np.ndarray,
-                         delta: float | None, counts: np.ndarray) -> np.ndarray:
-    """Warm-started refits on each resample; returns ``[n_ok, P]`` (failed refits dropped)."""
-    base = np.arange(model.y.size)
+def _bootstrap_nonlinear(models: Iterable[_LogSumModel], theta_hat: np.ndarray, lb: np.ndarray,
+                         ub: np.ndarray, delta: float | None) -> np.ndarray:
+    """Warm-started refits (from ``theta_hat``) on each resample; ``[n_ok, P]`` (failed refits dropped)."""
     out = []
-    n_failed = 0
-    for c in counts:
-        sub = model.subset(np.repeat(base, c))
+    n_failed = n_total = 0
+    n_params = len(theta_hat)
+    for sub in models:
+        n_total += 1
         try:
             res = _local_fit(sub, theta_hat, lb, ub, delta)
         except (ValueError, np.linalg.LinAlgError):
@@ -454,9 +557,17 @@ def _bootstrap_nonlinear(model: _LogSumModel, theta_hat: np.ndarray, lb: np.ndar
             continue
         out.append(res.x)
     if n_failed:
-        warnings.warn(f"{n_failed} of {len(counts)} bootstrap refits failed and were dropped",
+        warnings.warn(f"{n_failed} of {n_total} bootstrap refits failed and were dropped",
                       FitWarning, stacklevel=4)
-    return np.array(out).reshape(-1, model.n_params)
+    return np.array(out).reshape(-1, n_params)
+
+
+def _check_bootstrap(bootstrap: object) -> str:
+    if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP_KINDS:
+        raise ValueError(f"bootstrap must be one of {', '.join(map(repr, _BOOTSTRAP_KINDS))} ('cases': "
+                         f"resample rows or whole groups; 'residual': keep the design, resample "
+                         f"residual curves), got {bootstrap!r}")
+    return bootstrap
 
 
 def _check_delta(huber_delta: object) -> float | None:
@@ -518,12 +629,17 @@ def _warn_bounds(names: list[str], theta: np.ndarray, lb: np.ndarray, ub: np.nda
                           FitWarning, stacklevel=4)
 
 
+def _free(theta: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """Mask ``[P]`` of the parameters strictly inside their bounds."""
+    return (theta > lb + 1e-9) & (theta < ub - 1e-9)
+
+
 def _warn_fit_quality(opt: _Optimum, model: _LogSumModel, names: list[str], lb: np.ndarray,
                       ub: np.ndarray, min_agree: int) -> None:
     if opt.n_starts >= 2 and opt.n_agree < min(min_agree, opt.n_starts):
         warnings.warn(f"only {opt.n_agree} of {opt.n_starts} starts reached the best objective; the "
                       "optimum may not be global (try more n_starts)", FitWarning, stacklevel=4)
-    free = np.array([lb[i] + 1e-9 < opt.theta[i] < ub[i] - 1e-9 for i in range(len(names))])
+    free = _free(opt.theta, lb, ub)
     ratio = _identifiability(model, opt.theta, free)
     loose = [names[i] for i in range(len(names)) if free[i] and opt.spread[i] > 1e-3 * max(
         1.0, abs(opt.theta[i]))]
@@ -547,6 +663,7 @@ def fit_power_law(
     huber_delta: float | None = None,
     n_bootstrap: int = 1000,
     groups: ArrayLike | None = None,
+    bootstrap: str = "cases",
     seed: int | np.random.Generator = 0,
     confidence: float = 0.95,
     exponent_bounds: tuple[float, float] = (0.0, 5.0),
@@ -568,7 +685,10 @@ def fit_power_law(
             the paper uses ``0`` (section 4.1).
         huber_delta: Huber threshold on log residuals, or ``None`` for least squares.
         n_bootstrap: bootstrap resamples for ``ci`` (0: no intervals).
-        groups: optional label per point (e.g. run id); the bootstrap then resamples whole groups.
+        groups: optional label per point (e.g. run id); the bootstrap then resamples whole groups
+            (``bootstrap="cases"``) or whole residual curves per group (``"residual"``).
+        bootstrap: ``"cases"`` (default: resample points, or whole groups) or ``"residual"``
+            (design fixed: ``x`` kept, log residuals resampled; see the module docstring).
         seed: seed or ``numpy.random.Generator`` of the bootstrap.
         confidence: level of the percentile intervals.
         exponent_bounds: allowed range of ``gamma``.
@@ -590,6 +710,7 @@ def fit_power_law(
     E = _check_L_inf(L_inf, float(loss.min()))
     delta = _check_delta(huber_delta)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    bootstrap = _check_bootstrap(bootstrap)
     confidence = check_real("confidence", confidence, low=0.0, high=1.0)
     ebounds = _check_exponent_bounds(exponent_bounds)
     codes = None if groups is None else as_groups("groups", groups, n)
@@ -610,8 +731,7 @@ def fit_power_law(
                           "on log-log data does not apply bounds", FitWarning, stacklevel=3)
         samples: dict[str, np.ndarray] = {}
         if n_bootstrap:
-            counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
-            th, _ = _ols(logx[:, 0], y, counts)
+            th = _bootstrap_ols(rng, logx[:, 0], y, theta[0], codes, n_bootstrap, bootstrap)
             ok = np.all(np.isfinite(th), axis=1)
             if not ok.all():
                 warnings.warn(f"{int((~ok).sum())} of {n_bootstrap} bootstrap resamples had a single "
@@ -638,8 +758,9 @@ def fit_power_law(
 
     samples = {}
     if n_bootstrap:
-        counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
-        th = _bootstrap_nonlinear(model, theta, lb, ub, delta, counts)
+        free = _free(theta, lb, ub)
+        th = _bootstrap_nonlinear(_bootstrap_models(model, theta, free, rng, codes, n_bootstrap, bootstrap),
+                                  theta, lb, ub, delta)
         samples = {"F": np.exp(th[:, 0]), "gamma": th[:, 1],
                    "L_inf": _snap_samples(th[:, 2] * model.scale, float(loss.min())) if model.fit_E
                    else np.full(len(th), model.E)}
@@ -651,12 +772,15 @@ def fit_power_law(
 
 
 def _ols(lx: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted OLS of ``y = a - gamma lx`` for each weight row ``w [B, n]`` -> ``([B, 2], cost [B])``."""
+    """Weighted OLS of ``y = a - gamma lx`` for each weight row ``w [B, n]`` -> ``([B, 2], cost [B])``.
+
+    ``y`` is ``[n]`` (shared) or ``[B, n]`` (one response vector per row of ``w``)."""
     sw = w.sum(axis=1)
+    yb = np.broadcast_to(y, w.shape)
     mx = w @ lx / sw
-    my = w @ y / sw
+    my = np.einsum("bn,bn->b", w, yb) / sw
     dx = lx[None, :] - mx[:, None]
-    dy = y[None, :] - my[:, None]
+    dy = yb - my[:, None]
     sxx = np.einsum("bn,bn->b", w, dx * dx)
     sxy = np.einsum("bn,bn->b", w, dx * dy)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -665,6 +789,17 @@ def _ols(lx: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.n
     r = dy - slope[:, None] * dx
     cost = 0.5 * np.einsum("bn,bn->b", w, r * r)
     return np.stack([a, -slope], axis=1), cost
+
+
+def _bootstrap_ols(rng: np.random.Generator, lx: np.ndarray, y: np.ndarray, theta: np.ndarray,
+                   groups: np.ndarray | None, n_bootstrap: int, kind: str) -> np.ndarray:
+    """Closed-form bootstrap refits ``[n_bootstrap, 2]`` of ``y = a - gamma lx`` (``theta = [a, gamma]``)."""
+    if kind == "cases":
+        return _ols(lx, y, _bootstrap_counts(rng, lx.size, groups, n_bootstrap))[0]
+    fitted = theta[0] - theta[1] * lx
+    modified = _modified_residuals(np.stack([np.ones_like(lx), lx], axis=1), y - fitted, groups)
+    ystar = fitted + _residual_draws(rng, modified, groups, lx, n_bootstrap)
+    return _ols(lx, ystar, np.ones_like(ystar))[0]
 
 
 def _snap_L_inf(theta: np.ndarray, model: _LogSumModel, min_loss: float, *, stacklevel: int) -> np.ndarray:
@@ -695,6 +830,7 @@ def fit_sum_power_law(
     huber_delta: float | None = 1e-3,
     n_bootstrap: int = 1000,
     groups: ArrayLike | None = None,
+    bootstrap: str = "cases",
     seed: int | np.random.Generator = 0,
     n_starts: int = 16,
     init: Mapping[str, float] | None = None,
@@ -719,6 +855,10 @@ def fit_sum_power_law(
         n_bootstrap: bootstrap resamples (0: no intervals).
         groups: optional label per row (e.g. run id): resample whole runs instead of rows, which
             respects the correlation of points along one learning curve.
+        bootstrap: ``"cases"`` (default: resample rows, or whole runs with ``groups``) or
+            ``"residual"`` (design fixed: every ``(N, D)`` kept, the per-run curves of log
+            residuals resampled; the right choice for a designed study whose widths are set by the
+            experimenter, see the module docstring).
         seed: seed or ``numpy.random.Generator`` of the bootstrap.
         n_starts: number of best grid points refined by the local optimiser.
         init: optional starting point ``{"A", "B", "alpha", "beta"[, "L_inf"]}``; replaces the grid.
@@ -744,6 +884,7 @@ def fit_sum_power_law(
     E = _check_L_inf(L_inf, float(loss.min()))
     delta = _check_delta(huber_delta)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    bootstrap = _check_bootstrap(bootstrap)
     n_starts = check_int("n_starts", n_starts, minimum=1)
     confidence = check_real("confidence", confidence, low=0.0, high=1.0)
     ebounds = _check_exponent_bounds(exponent_bounds)
@@ -773,8 +914,9 @@ def fit_sum_power_law(
 
     samples: dict[str, np.ndarray] = {}
     if n_bootstrap:
-        counts = _bootstrap_counts(rng, n, codes, n_bootstrap)
-        th = _bootstrap_nonlinear(model, theta, lb, ub, delta, counts)
+        free = _free(theta, lb, ub)
+        th = _bootstrap_nonlinear(_bootstrap_models(model, theta, free, rng, codes, n_bootstrap, bootstrap),
+                                  theta, lb, ub, delta)
         samples = {
             "L_inf": _snap_samples(th[:, 4] * model.scale, float(loss.min())) if model.fit_E
             else np.full(len(th), model.E),

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from nnip_scaling.study.analyse import BOOTSTRAP
+
 __all__ = ["write_report", "exponent_table", "gate_lines", "parse_exponent_table", "EXPONENT_COLUMNS",
            "PAPER_GAMMA_C", "machine_description"]
 
@@ -278,7 +280,9 @@ def write_report(out: Path, *, config: Any, data_name: str, n_train: int, n_trai
         "Compute exponent γ_c fitted on the loss–FLOPs Pareto frontier (eq. 4, L_∞ = 0, compute in PFLOPs) and "
         "derived from the sum law (eq. 7: αβ/(α+β)); α, β of the sum law L = A N^-α + B D^-β (eq. 5); γ_h on "
         "the loss–hours frontier; a, b of the compute-optimal allocation N* ∝ C^a, D* ∝ C^b (section 4.3). "
-        f"Brackets: 95% bootstrap intervals ({config.n_bootstrap} resamples of whole runs). The first "
+        f"Brackets: 95% bootstrap intervals ({config.n_bootstrap} resamples). Sum law (α, β, eq. 7, a, b): "
+        f"bootstrap: {BOOTSTRAP} (every run kept, each run's curve of log residuals replaced by that of a run "
+        "drawn with replacement); frontiers (γ_c eq. 4, γ_h): whole runs resampled. The first "
         f"{100 * config.drop_first:g}% of each run is dropped before fitting. \"wider wins\": share of (data size, "
         "adjacent widths) pairs in which the wider model has the lower validation loss.", "",
     ]
@@ -358,5 +362,5 @@ def _as_json(fits: Mapping[str, Any], ranking: Sequence[str], plan: Mapping[str,
                 "gamma_c_intervals_overlap": co.gamma_c_intervals_overlap},
             "warnings": list(f.warnings),
         }
-    return {"families": fam, "ranking": list(ranking), "gates_passed": all(not f.failed_gates for f in fits.values()),
+    return {"families": fam, "ranking": list(ranking), "bootstrap": {"sum_law": BOOTSTRAP, "frontiers": "whole runs resampled"}, "gates_passed": all(not f.failed_gates for f in fits.values()),
             "plan": dict(plan), "runs": [dict(s) for s in summaries], "seconds": seconds}
