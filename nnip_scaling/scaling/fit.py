@@ -116,6 +116,8 @@ class PowerLawFit:
         objective: final value of ``sum_i rho(r_i)`` on the full data.
         confidence: level of ``ci``.
         warnings: the messages of the :class:`FitWarning` s the fit emitted (also shown by ``print``).
+        bootstrap: what the intervals resampled: ``"rows"``, ``"runs"`` (whole groups), ``"residual
+            blocks per run, design fixed"``, ``"residuals, design fixed"``; ``""`` when not bootstrapped.
 
     ``print(fit)`` shows a summary table (parameters, intervals, objective, warnings); ``repr`` is
     one line.
@@ -131,6 +133,7 @@ class PowerLawFit:
     objective: float = math.nan
     confidence: float = 0.95
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    bootstrap: str = ""
 
     symbols = ("F", "gamma", "L_inf")
 
@@ -138,7 +141,7 @@ class PowerLawFit:
         """The text ``print(fit)`` shows: parameters with intervals, objective, warnings."""
         return summary_table(
             "Power law   L(x) = L_inf + F x^-gamma   (paper eq. 4)",
-            _facts(self.n_points, self.objective, self.samples, self.confidence),
+            _facts(self.n_points, self.objective, self.samples, self.confidence, self.bootstrap),
             {k: getattr(self, k) for k in self.symbols}, self.ci, confidence=self.confidence,
             fixed=self.fixed, warnings=self.warnings)
 
@@ -189,6 +192,8 @@ class SumPowerLawFit:
         n_starts, n_agree: local refinements run, and how many reached the best objective.
         confidence: level of ``ci``.
         warnings: the messages of the :class:`FitWarning` s the fit emitted (also shown by ``print``).
+        bootstrap: what the intervals resampled: ``"rows"``, ``"runs"`` (whole groups), ``"residual
+            blocks per run, design fixed"``, ``"residuals, design fixed"``; ``""`` when not bootstrapped.
 
     ``print(fit)`` shows a summary table (parameters, intervals, objective, starts, warnings);
     ``repr`` is one line.
@@ -208,12 +213,13 @@ class SumPowerLawFit:
     n_agree: int = 0
     confidence: float = 0.95
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    bootstrap: str = ""
 
     symbols = ("L_inf", "A", "B", "alpha", "beta")
 
     def summary(self) -> str:
         """The text ``print(fit)`` shows: parameters with intervals, objective, starts, warnings."""
-        facts = _facts(self.n_points, self.objective, self.samples, self.confidence)
+        facts = _facts(self.n_points, self.objective, self.samples, self.confidence, self.bootstrap)
         if self.n_starts:
             facts.append(f"starts: {self.n_agree} of {self.n_starts} reached the optimum")
         return summary_table(
@@ -234,9 +240,11 @@ class SumPowerLawFit:
         return sum_power_law(N, D, self.L_inf, self.A, self.B, self.alpha, self.beta)
 
 
-def _facts(n_points: int, objective: float, samples: Mapping[str, np.ndarray], confidence: float) -> list[str]:
+def _facts(n_points: int, objective: float, samples: Mapping[str, np.ndarray], confidence: float,
+           scheme: str = "") -> list[str]:
     n_draws = len(next(iter(samples.values()))) if samples else 0
-    boot = (f"bootstrap: {n_draws} draws, {100 * confidence:g}% percentile intervals" if n_draws
+    how = f", resampling {scheme}" if scheme else ""
+    boot = (f"bootstrap: {n_draws} draws, {100 * confidence:g}% percentile intervals{how}" if n_draws
             else "bootstrap: none (no intervals)")
     facts = [f"points: {n_points}" if n_points else "built by hand (not fitted)"]
     if math.isfinite(objective):
@@ -562,6 +570,15 @@ def _bootstrap_nonlinear(models: Iterable[_LogSumModel], theta_hat: np.ndarray, 
     return np.array(out).reshape(-1, n_params)
 
 
+def _scheme(bootstrap: str, groups: np.ndarray | None, n_bootstrap: int) -> str:
+    """The ``bootstrap`` attribute of a result: what was resampled."""
+    if not n_bootstrap:
+        return ""
+    if bootstrap == "residual":
+        return "residuals, design fixed" if groups is None else "residual blocks per run, design fixed"
+    return "rows" if groups is None else "runs"
+
+
 def _check_bootstrap(bootstrap: object) -> str:
     if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP_KINDS:
         raise ValueError(f"bootstrap must be one of {', '.join(map(repr, _BOOTSTRAP_KINDS))} ('cases': "
@@ -742,7 +759,7 @@ def fit_power_law(
             F=math.exp(a), gamma=gamma, L_inf=0.0,
             ci=_percentile_ci(samples, confidence) if samples else {},
             samples=samples, n_points=n, fixed=fixed, objective=float(cost[0]),
-            confidence=confidence,
+            confidence=confidence, bootstrap=_scheme(bootstrap, codes, n_bootstrap),
         )
 
     model = _LogSumModel(logx, y, E=E, scale=float(np.median(loss)))
@@ -768,6 +785,7 @@ def fit_power_law(
         F=math.exp(theta[0]), gamma=float(theta[1]), L_inf=float(model._E(theta)),
         ci=_percentile_ci(samples, confidence) if samples else {},
         samples=samples, n_points=n, fixed=fixed, objective=opt.cost, confidence=confidence,
+        bootstrap=_scheme(bootstrap, codes, n_bootstrap),
     )
 
 
@@ -928,6 +946,7 @@ def fit_sum_power_law(
         ci=_percentile_ci(samples, confidence) if samples else {},
         samples=samples, n_points=n, fixed=() if model.fit_E else ("L_inf",),
         objective=opt.cost, n_starts=opt.n_starts, n_agree=opt.n_agree, confidence=confidence,
+        bootstrap=_scheme(bootstrap, codes, n_bootstrap),
     )
 
 

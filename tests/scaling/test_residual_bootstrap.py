@@ -32,6 +32,8 @@ def test_residual_intervals_cover_the_true_exponents_at_low_noise(seed):
     N, D, loss, run = _designed_study(seed)
     f = fit_sum_power_law(N, D, loss, L_inf=0.0, groups=run, bootstrap="residual", n_bootstrap=80, n_starts=4,
                           seed=seed)
+    assert f.bootstrap == "residual blocks per run, design fixed"
+    assert "resampling residual blocks per run, design fixed" in str(f)
     for sym in ("alpha", "beta"):
         lo, hi = f.ci[sym]
         assert lo <= TRUE[sym] <= hi, (sym, f.ci[sym])
@@ -101,6 +103,7 @@ def test_power_law_residual_bootstrap_covers_gamma_and_keeps_x():
     for kw in ({}, {"huber_delta": 0.05}):  # closed-form and nonlinear (Huber) paths
         f = fit_power_law(x, y, bootstrap="residual", n_bootstrap=100, seed=0, **kw)
         lo, hi = f.ci["gamma"]
+        assert f.bootstrap == "residuals, design fixed"
         assert lo < 0.4 < hi and hi - lo < 0.1, (kw, f.ci["gamma"])
 
 
