@@ -89,6 +89,11 @@ def finished(task: RunTask, out: Path) -> dict[str, Any] | None:
     return summary if summary.get("tokens_planned") == int(task.train["tokens"]) else None
 
 
+def _kept(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A summary saved by an earlier invocation, marked ``kept`` (its training time is not this one's)."""
+    return None if summary is None else {**summary, "kept": True}
+
+
 def _line(i: int, n: int, s: Mapping[str, Any]) -> str:
     return (f"[{i}/{n}] {s['run_id']:<18} N={s['n_params']:>8,}  D={s['tokens']:>9,}  steps={s['steps']:>5}  "
             f"loss {s['first_loss']:.3f} -> {s['final_loss']:.3f}  ({s['seconds']:.1f} s, stop: {s['stop_reason']})")
@@ -116,7 +121,7 @@ def execute(tasks: Sequence[RunTask], out: Path, *, workers: int = 1, executor: 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
     out = Path(out)
-    done = {t.run_id: finished(t, out) for t in tasks}
+    done = {t.run_id: _kept(finished(t, out)) for t in tasks}
     pending = [t for t in tasks if done[t.run_id] is None]
     n = len(tasks)
     for i, t in enumerate((t for t in tasks if done[t.run_id] is not None), 1):

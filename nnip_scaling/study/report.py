@@ -263,6 +263,15 @@ def _runs_lines(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _kept_note(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """How many runs an earlier invocation trained (resumed or re-analysed study), or ``""``."""
+    kept = sum(bool(s.get("kept")) for s in summaries)
+    if not kept:
+        return ""
+    return (f" ({kept} of {len(summaries)} runs finished in an earlier invocation and were kept: their training "
+            "time is not in this figure)")
+
+
 def write_report(out: Path, *, config: Any, data_name: str, n_train: int, n_train_atoms: int, n_val: int,
                  runs: Any, summaries: Sequence[Mapping[str, Any]], fits: Mapping[str, Any],
                  ranking: Sequence[str], figures: Sequence[Path], plan: Mapping[str, Any], seconds: float,
@@ -274,8 +283,8 @@ def write_report(out: Path, *, config: Any, data_name: str, n_train: int, n_trai
     lines = [
         "# Scaling study", "",
         f"{now}; {data_name}: {n_train:,} training configurations ({n_train_atoms:,} atoms), {n_val} validation "
-        f"configurations; budget {config.minutes:g} min, took {seconds / 60:.1f} min with {workers} worker(s); "
-        f"{machine}.", "",
+        f"configurations; budget {config.minutes:g} min, took {seconds / 60:.1f} min with {workers} worker(s)"
+        f"{_kept_note(summaries)}; {machine}.", "",
         "## Exponents", "",
         "Compute exponent γ_c fitted on the loss–FLOPs Pareto frontier (eq. 4, L_∞ = 0, compute in PFLOPs) and "
         "derived from the sum law (eq. 7: αβ/(α+β)); α, β of the sum law L = A N^-α + B D^-β (eq. 5); γ_h on "

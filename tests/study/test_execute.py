@@ -126,3 +126,19 @@ def test_resume_after_a_kill(reference, tmp_path, mode):
     # the rerun resumes (same command) and ends where an uninterrupted study ends
     assert subprocess.run(cmd, env=env, capture_output=True, timeout=1800).returncode == 0
     _same_runs(serial, out)
+
+
+def test_rerun_on_a_finished_study_retrains_nothing_and_says_so(reference, tmp_path):
+    import shutil
+
+    _, cfg, serial = reference
+    assert "earlier invocation" not in (serial / "report.md").read_text()  # a fresh study has no kept runs
+    out = tmp_path / "again"
+    shutil.copytree(serial, out)
+    before = {p.parent.name: p.read_bytes() for p in (out / "runs").glob("*/log.csv")}
+    result = run_study(load_config(cfg), out, workers=1, plots=False, log=lambda m: None)
+    assert {p.parent.name: p.read_bytes() for p in (out / "runs").glob("*/log.csv")} == before
+    assert all(s.get("kept") for s in result.summaries)
+    n = len(result.summaries)
+    assert f"{n} of {n} runs finished in an earlier invocation and were kept" in (out / "report.md").read_text()
+    _same_runs(serial, out)
