@@ -12,18 +12,10 @@ import math
 import os
 import time
 
+from nnip_scaling._cli_args import positive_angstrom
+
 HELP = "Neighbour-list statistics of the built-in molecule set at given cutoffs."
 _N_BUILTIN = 90  # molecules in the built-in probe set
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of Å, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number of Å, got {text!r}")
-    return value
 
 
 def _int_in(low: int, high: float):
@@ -41,7 +33,7 @@ def _int_in(low: int, high: float):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cutoff", type=_positive_float, nargs="+", default=[4.0, 6.0, 10.0],
+    parser.add_argument("--cutoff", type=positive_angstrom, nargs="+", default=[4.0, 6.0, 10.0],
                         help="cutoffs in Å (positive)")
     parser.add_argument("--max-neighbors", type=_int_in(1, math.inf), default=None,
                         help="neighbour cap per atom (>= 1; tied neighbours are all kept)")

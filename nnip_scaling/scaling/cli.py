@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from nnip_scaling._cli_args import positive_float
+
 HELP = "fit scaling laws (frontier, sum power law, compute-optimal allocation) to a run log"
 
 
@@ -27,16 +29,6 @@ def _L_inf(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'fit' or a number, got {text!r}") from None
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return v
 
 
 def _by(text: str) -> str | None:
@@ -53,12 +45,12 @@ def _where(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", help="run log (.csv or .jsonl): run_id, n_params, tokens, flops, "
                         "[hours], loss, free columns")
-    parser.add_argument("--kappa", type=_positive, default=None,
+    parser.add_argument("--kappa", type=positive_float, default=None,
                         help="forward FLOPs per parameter per atom (C = 3 kappa N D); default: "
                         "inferred from the log as median(flops / (3 n_params tokens))")
     parser.add_argument("--compute", choices=("flops", "hours"), default="flops",
                         help="compute axis of the frontier (default: flops)")
-    parser.add_argument("--compute-unit", type=_positive, default=None,
+    parser.add_argument("--compute-unit", type=positive_float, default=None,
                         help="unit of the compute axis (default: 1e15 = PFLOPs for flops, 1 for hours)")
     parser.add_argument("--plot", metavar="OUT.png", default=None, help="write a figure (matplotlib)")
     parser.add_argument("--json", metavar="OUT.json", default=None, help="write all results as JSON")
