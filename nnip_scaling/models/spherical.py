@@ -198,8 +198,9 @@ class SphericalRepresentation(nn.Module):
         wigner = edge_wigner(edge_vec, self.layout, roll_angle=roll)
         x = self.edge_degree_embedding(edge_index, edge_scalars, wigner, weight, n_atoms)
         x = torch.cat((x[:, :1, :] + h0[:, None, :], x[:, 1:, :]), dim=1)
+        weighted_wigner = wigner * weight[:, None, None]  # a_uv D_uv, shared by every block's rotation back
         for block in self.blocks:
-            x = block(x, edge_index, edge_scalars, wigner, weight)
+            x = block(x, edge_index, edge_scalars, wigner, weight, weighted_wigner=weighted_wigner)
         x = self.norm(x)
         return SphericalState(scalars=x[:, 0, :], features=x)
 

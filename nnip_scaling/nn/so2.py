@@ -64,7 +64,10 @@ __all__ = [
     "from_edge_frame",
     "so2_linear",
     "m_blocks",
+    "order_blocks",
     "join_m_blocks",
+    "so2_real_weight",
+    "so2_linear_order",
     "so2_linear_m0",
     "so2_linear_pair",
     "tensor_product_paths",
@@ -257,6 +260,47 @@ def so2_linear_pair(x_pos: Tensor, x_neg: Tensor, weight_m: Tensor) -> tuple[Ten
     return y_pos.view(n_edges, n, c_out), y_neg.view(n_edges, n, c_out)
 
 
+def order_blocks(x: Tensor, layout: SO2Layout) -> tuple[Tensor, ...]:
+    r"""Views of m-major features, one per order: the ``m = 0`` rows, then for each ``m >= 1`` its
+    ``+m`` and ``-m`` rows together (they are adjacent in the m-major layout).
+
+    Made by ``split`` (its backward is one concatenation; slicing would zero-fill a full-size gradient
+    per block).
+
+    Shapes:
+        ``x [E, K, C]`` -> ``([E, n_0, C], [E, 2 n_1, C], ..., [E, 2 n_{m_max}, C])``.
+    """
+    sizes = [n if m == 0 else 2 * n for m, n in enumerate(layout.m_sizes)]
+    return tuple(x.split(sizes, dim=1))
+
+
+def so2_real_weight(weight_m: Tensor) -> Tensor:
+    r"""The order-``m`` map of eq. 22 as one real matrix: :math:`[W^{(1)}_m | W^{(2)}_m] \mapsto
+    \begin{pmatrix} W^{(1)}_m & W^{(2)}_m \\ -W^{(2)}_m & W^{(1)}_m \end{pmatrix}`,
+
+    so that :math:`[\tilde h_{+m} \,|\, \tilde h_{-m}]\,W = [y_{+m} \,|\, y_{-m}]` (the real form of
+    the complex product :math:`(h_+ + i h_-)(W^{(1)} + i W^{(2)})`): one matrix product per order, with
+    no additions of partial products afterwards.
+
+    Shapes:
+        ``[n C_in, 2 n C_out] -> [2 n C_in, 2 n C_out]``.
+    """
+    w1, w2 = weight_m.chunk(2, dim=1)
+    return torch.cat((weight_m, torch.cat((-w2, w1), dim=1)), dim=0)
+
+
+def so2_linear_order(x_m: Tensor, weight_m: Tensor) -> Tensor:
+    r"""The order-``m >= 1`` part of :func:`so2_linear` on the joint ``\pm m`` block of
+    :func:`order_blocks`, as one matrix product with :func:`so2_real_weight`.
+
+    Shapes:
+        ``x_m [E, 2n, C_in]``, ``weight_m [n C_in, 2 n C_out]`` -> ``[E, 2n, C_out]``.
+    """
+    n_edges, rows, c_in = x_m.shape
+    y = x_m.reshape(n_edges, rows * c_in) @ so2_real_weight(weight_m)
+    return y.view(n_edges, rows, weight_m.shape[1] // rows)
+
+
 def join_m_blocks(y0: Tensor, pairs: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
     """Inverse of :func:`m_blocks`: concatenate the order blocks into m-major rows ``[E, K, C]``."""
     return torch.cat([y0, *(t for pair in pairs for t in pair)], dim=1)
@@ -284,9 +328,10 @@ def so2_linear(
     per ``(l, |m|, channel)`` shared by ``+m`` and ``-m`` (so it commutes with the roll about the edge
     axis; :math:`\rho = 1` without it). The bias acts on the ``m = 0`` outputs of every degree: in the
     edge frame these are the directions :math:`Y_l(\hat r_{uv})` once rotated back, so it is
-    equivariant (a tensor product with a constant scalar input). Built from :func:`m_blocks`,
-    :func:`so2_linear_m0`, :func:`so2_linear_pair` and :func:`join_m_blocks`, which a caller can
-    use directly to chain several maps without re-assembling the rows in between.
+    equivariant (a tensor product with a constant scalar input). Built from :func:`order_blocks`,
+    :func:`so2_linear_m0` and :func:`so2_linear_order` (each order ``m >= 1`` one matrix product with
+    :func:`so2_real_weight`), which a caller can use directly to chain several maps without
+    re-assembling the rows in between.
 
     Args:
         x: m-major features.
@@ -301,13 +346,15 @@ def so2_linear(
     Shapes:
         x: ``[E, K, C_in]`` -> ``[E, K, C_out]``.
     """
-    x0, pairs = m_blocks(x, layout)
-    if modulation is not None:
+    blocks = order_blocks(x, layout)
+    if modulation is not None:  # one factor per (l, |m|, channel): the same on the +m and -m rows
         rho = modulation.split(list(layout.m_sizes), dim=1)
-        x0 = x0 * rho[0]
-        pairs = [(xp * r, xn * r) for (xp, xn), r in zip(pairs, rho[1:])]
-    y0 = so2_linear_m0(x0, weight_m0, bias_m0)
-    return join_m_blocks(y0, [so2_linear_pair(xp, xn, w) for (xp, xn), w in zip(pairs, weights_m)])
+        blocks = (blocks[0] * rho[0],) + tuple(
+            (b.unflatten(1, (2, n)) * r[:, None]).flatten(1, 2)
+            for b, r, n in zip(blocks[1:], rho[1:], layout.m_sizes[1:])
+        )
+    y0 = so2_linear_m0(blocks[0], weight_m0, bias_m0)
+    return torch.cat([y0, *(so2_linear_order(b, w) for b, w in zip(blocks[1:], weights_m))], dim=1)
 
 
 def tensor_product_paths(l_max: int, l_sh_max: int) -> tuple[tuple[int, int, int], ...]:

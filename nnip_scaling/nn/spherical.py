@@ -45,12 +45,12 @@ from nnip_scaling.nn._edges import require_edges
 from nnip_scaling.nn.so2 import (
     SO2Layout,
     from_edge_frame,
-    join_m_blocks,
-    m_blocks,
+    order_blocks,
     so2_layout,
     so2_linear,
     so2_linear_m0,
-    so2_linear_pair,
+    so2_linear_order,
+    so2_real_weight,
     to_edge_frame,
 )
 
@@ -71,6 +71,12 @@ def _positive_int(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def _side_rows(weight: Tensor, n: int, side: int) -> Tensor:
+    """Rows ``(l, side, c)`` of a weight ``[n * 2C, out]`` acting on ``[x_u || x_v]`` (``side`` 0: source,
+    1: target) -> ``[n * C, out]``."""
+    return weight.view(n, 2, -1, weight.shape[-1])[:, side].reshape(-1, weight.shape[-1])
 
 
 def _degree_rows(l_max: int) -> tuple[int, ...]:
@@ -271,17 +277,13 @@ class RadialMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def forward_chunks(self, x: Tensor, sizes: Sequence[int]) -> list[Tensor]:
-        """``forward(x).split(sizes, dim=-1)``, with the last layer applied per chunk of its output rows:
-        no concatenation of the chunks' gradients in the backward pass."""
+    def forward_rows(self, x: Tensor, rows: Sequence[Tensor]) -> list[Tensor]:
+        """``[forward(x)[:, r] for r in rows]``, with the last layer applied to each group of its output
+        rows only: no full-width output, and no concatenation of the groups' gradients in the backward."""
         *hidden, last = self.net
         for layer in hidden:
             x = layer(x)
-        out, start = [], 0
-        for n in sizes:
-            out.append(nn.functional.linear(x, last.weight[start : start + n], last.bias[start : start + n]))
-            start += n
-        return out
+        return [nn.functional.linear(x, last.weight.index_select(0, r), last.bias.index_select(0, r)) for r in rows]
 
 
 class EdgeDegreeEmbedding(nn.Module):
@@ -388,6 +390,14 @@ class SO2Block(nn.Module):
             self.edge_gate_linear.weight.normal_(0.0, 1.0 / math.sqrt(lay.m_sizes[0] * 2 * c))
             self.edge_gate_linear.bias.zero_()
         self.conv_2 = SO2Linear(h, c, l_max=l_max, m_max=m_max, bias=True)
+        # the radial MLP's output rows (slot (l, |m|), side, channel) of each (order, side) modulation
+        base = 0
+        for m, n in enumerate(lay.m_sizes):
+            slots = torch.arange(base, base + n)[:, None] * (2 * c)
+            for side in (0, 1):
+                rows = (slots + side * c + torch.arange(c)[None, :]).reshape(-1)
+                self.register_buffer(f"radial_rows_{2 * m + side}", rows, persistent=False)
+            base += n
         # per-atom feed-forward
         self.norm_2 = EquivariantRMSNorm(l_max, c)
         self.ffn_gate_linear = nn.Linear(c, l_max * h)
@@ -398,62 +408,106 @@ class SO2Block(nn.Module):
         self.ffn_gate = Gate(_degree_rows(l_max))
         self.ffn_2 = SO3Linear(h, c, l_max=l_max, bias=True)
 
-    def edge_messages(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor) -> Tensor:
+    def edge_messages(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_scalars: Tensor,
+        wigner: Tensor,
+        edge_weight: Tensor,
+        *,
+        weighted_wigner: Tensor | None = None,
+    ) -> Tensor:
         r"""Per-edge messages :math:`a_{uv} D_{uv}^\top \Phi_2(\ldots)` before aggregation, ``[E, (l_max+1)**2, C]``.
 
-        Steps: rotate the source and target features into the edge frame (:meth:`_edge_frame_pair`),
-        modulate them by the radial MLP, :math:`\Phi_1` and the gate order block by order block
-        (:meth:`_conv_gate`), :math:`\Phi_2`, weight by :math:`a_{uv}` and rotate back. The order blocks
-        stay separate tensors between the two SO(2) maps (no re-assembly of the rows in between).
+        Steps: rotate the source and the target features into the edge frame, each split into its
+        order blocks (:meth:`_edge_frame_sides`); modulate, :math:`\Phi_1` and the gate
+        (:meth:`_conv_1_gated`); :math:`\Phi_2`; rotate back with :math:`a_{uv} D_{uv}^\top`
+        (``weighted_wigner`` :math:`= a_{uv} D_{uv}`, computed here unless a caller with several
+        blocks passes it once for all). The source and target halves of :math:`[\bar x_u \| \bar x_v]`
+        are never concatenated: each is multiplied by its half of :math:`\Phi_1`'s rows and the two
+        products are summed (the same sum, without a copy of the edge features, and with a contiguous
+        gradient for each gather's backward).
         """
         c2 = self.conv_2
-        z0, pairs = self._conv_gate(self._edge_frame_pair(x, edge_index, wigner), edge_scalars)
-        y0 = so2_linear_m0(z0, c2.weight_m0, c2.bias_m0)
-        ys = [so2_linear_pair(zp, zn, w) for (zp, zn), w in zip(pairs, c2.weights_m)]
-        return from_edge_frame(join_m_blocks(y0, ys) * edge_weight[:, None, None], wigner)
+        hidden = self._conv_1_gated(self._edge_frame_sides(x, edge_index, wigner), edge_scalars)
+        y0 = so2_linear_m0(hidden[0], c2.weight_m0, c2.bias_m0)
+        y = torch.cat([y0, *(so2_linear_order(h, w) for h, w in zip(hidden[1:], c2.weights_m))], dim=1)
+        if weighted_wigner is None:
+            weighted_wigner = wigner * edge_weight[:, None, None]
+        return from_edge_frame(y, weighted_wigner)
 
-    @staticmethod
-    def _edge_frame_pair(x: Tensor, edge_index: Tensor, wigner: Tensor) -> Tensor:
-        r""":math:`D_{uv}[x_u \,\|\, x_v]`, ``[E, K, 2C]``: each side is rotated before the channels are
-        concatenated, so the backward of each gather adds a contiguous gradient (a channel slice of a
-        concatenation is strided, and ``index_add_`` is many times slower on it)."""
-        src = to_edge_frame(x.index_select(0, edge_index[0]), wigner)
-        dst = to_edge_frame(x.index_select(0, edge_index[1]), wigner)
-        return torch.cat((src, dst), dim=-1)
+    def _edge_frame_sides(self, x: Tensor, edge_index: Tensor, wigner: Tensor) -> tuple[tuple[Tensor, ...], ...]:
+        r""":math:`D_{uv}\bar x_u` and :math:`D_{uv}\bar x_v`, each as its order blocks
+        (:func:`~nnip_scaling.nn.so2.order_blocks`): ``((src blocks), (dst blocks))``."""
+        return tuple(order_blocks(to_edge_frame(x.index_select(0, idx), wigner), self.layout) for idx in edge_index)
 
-    def _conv_gate(self, z: Tensor, edge_scalars: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot z))` per order block (:func:`~nnip_scaling.nn.so2.m_blocks`).
+    def _conv_1_weights(self) -> tuple[list[Tensor], Tensor]:
+        r""":math:`\Phi_1`'s weights split by side: ``[w(m, side) for m for side]`` and the ``m = 0`` bias.
 
-        The gates :math:`\sigma(g_{l})` of degree ``l >= 1`` come from the modulated ``m = 0`` rows and
-        multiply every row of degree ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
+        The ``m = 0`` weight has the edge-gate map's columns appended (one product gives the ``m = 0``
+        outputs and the gate pre-activations); each ``m >= 1`` weight is in the real form of
+        :func:`~nnip_scaling.nn.so2.so2_real_weight`. Built from the parameters at every call (small
+        matrices, independent of the number of edges).
         """
-        lay, n_edges, h = self.layout, z.shape[0], self.hidden_channels
-        c2 = z.shape[2]
-        rho = [r.view(n_edges, n, c2) for r, n in
-               zip(self.radial.forward_chunks(edge_scalars, [n * c2 for n in lay.m_sizes]), lay.m_sizes)]
-        z0, pairs = m_blocks(z, lay)
-        z0 = z0 * rho[0]
-        pairs = [(zp * r, zn * r) for (zp, zn), r in zip(pairs, rho[1:])]
-        gates = torch.sigmoid(self.edge_gate_linear(z0.reshape(n_edges, z0.shape[1] * z0.shape[2]))).view(n_edges, lay.l_max, h)
-        c1 = self.conv_1
-        y0 = so2_linear_m0(z0, c1.weight_m0, c1.bias_m0)
-        scalar, rest = y0.split([1, lay.l_max], dim=1)
-        y0 = torch.cat((nn.functional.silu(scalar), rest * gates), dim=1)
-        gated = []
-        for m, ((zp, zn), w) in enumerate(zip(pairs, c1.weights_m), start=1):
-            yp, yn = so2_linear_pair(zp, zn, w)
-            g = gates[:, m - 1 :]  # degrees m..l_max
-            gated.append((yp * g, yn * g))
-        return y0, gated
+        c1, lay = self.conv_1, self.layout
+        w0 = torch.cat((c1.weight_m0, self.edge_gate_linear.weight.t()), dim=1)
+        weights = [_side_rows(w0, lay.m_sizes[0], side) for side in (0, 1)]
+        for n, w in zip(lay.m_sizes[1:], c1.weights_m):
+            weights += [so2_real_weight(_side_rows(w, n, side)) for side in (0, 1)]
+        bias = torch.cat((c1.bias_m0, self.edge_gate_linear.bias))
+        return weights, bias
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, edge_weight: Tensor) -> Tensor:
+    def _conv_1_gated(self, sides: tuple[tuple[Tensor, ...], ...], edge_scalars: Tensor) -> list[Tensor]:
+        r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot [z_u \| z_v]))` per order block.
+
+        Each order's output is :math:`\sum_{\text{side}} (\rho_{\text{side}} \odot z_{\text{side}})
+        W_{\text{side}}` (one matrix product per side, the second accumulated onto the first). The
+        gates :math:`\sigma(g_l)` of degree ``l >= 1`` come from the modulated ``m = 0`` rows and
+        multiply every row of degree ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
+
+        Returns:
+            ``[E, n_0, H]`` and, per ``m >= 1``, ``[E, 2 n_m, H]``.
+        """
+        lay, h = self.layout, self.hidden_channels
+        n_edges = edge_scalars.shape[0]
+        rho = self.radial.forward_rows(edge_scalars, [getattr(self, f"radial_rows_{i}") for i in range(2 * len(lay.m_sizes))])
+        weights, bias = self._conv_1_weights()
+        out = []
+        for m, n in enumerate(lay.m_sizes):
+            acc: Tensor | None = bias if m == 0 else None
+            for side in (0, 1):
+                z = sides[side][m]
+                k = z.shape[1] // n  # 1 row group for m = 0, 2 (+m and -m) otherwise
+                zm = (z.unflatten(1, (k, n)) * rho[2 * m + side].view(n_edges, 1, n, -1)).reshape(n_edges, -1)
+                w = weights[2 * m + side]
+                acc = zm @ w if acc is None else torch.addmm(acc, zm, w)
+            out.append(acc)
+        y0, pre = out[0].split([lay.m_sizes[0] * h, lay.l_max * h], dim=1)
+        gates = torch.sigmoid(pre).view(n_edges, lay.l_max, h)
+        scalar, rest = y0.view(n_edges, lay.m_sizes[0], h).split([1, lay.l_max], dim=1)
+        hidden = [torch.cat((nn.functional.silu(scalar), rest * gates), dim=1)]
+        for m, (n, y) in enumerate(zip(lay.m_sizes[1:], out[1:]), start=1):
+            hidden.append((y.view(n_edges, 2, n, h) * gates[:, None, m - 1 :]).view(n_edges, 2 * n, h))
+        return hidden
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_scalars: Tensor,
+        wigner: Tensor,
+        edge_weight: Tensor,
+        *,
+        weighted_wigner: Tensor | None = None,
+    ) -> Tensor:
         require_edges("SO2Block", edge_index=edge_index, wigner=wigner)
         lay = self.layout
         if x.dim() != 3 or x.shape[1] != lay.dim or x.shape[2] != self.channels:
             raise ValueError(f"x must have shape [n_atoms, {lay.dim}, {self.channels}], got {list(x.shape)}")
         if wigner.dim() != 3 or wigner.shape[1:] != (lay.n_rows, lay.dim):
             raise ValueError(f"wigner must have shape [E, {lay.n_rows}, {lay.dim}], got {list(wigner.shape)}")
-        msg = self.edge_messages(self.norm_1(x), edge_index, edge_scalars, wigner, edge_weight)
+        msg = self.edge_messages(self.norm_1(x), edge_index, edge_scalars, wigner, edge_weight, weighted_wigner=weighted_wigner)
         x = x.index_add(0, edge_index[1], msg)
         h = self.norm_2(x)
         gates = self.ffn_gate_linear(h[:, 0, :]).reshape(h.shape[0], lay.l_max, self.hidden_channels)
