@@ -29,7 +29,10 @@ miss: the per-degree weight :math:`W_l` of an SO(3) linear layer acts on the :ma
 of every atom (multiplicity :math:`2l+1` per node), the SO(2) weights of order :math:`m > 0` act on
 the :math:`\pm m` pair of every edge (multiplicity 2 per edge), and a parameter used by two
 differently sized products (GemNet-OC's circular-basis weight on the embedding edges and on the
-quadruplet-graph edges) gets two entries.
+quadruplet-graph edges) gets two entries. A tensor computed from parameters (and buffers) alone --
+a weight re-laid out, sign-flipped, concatenated with another or with rows picked by a buffer index,
+as the spherical family's SO(2) blocks build their real-form and per-side weights -- is followed as a
+*derived* weight: applying it applies its parameters, each for its share of its elements.
 
 **What the prediction ignores** (the difference to the counted κ of
 :func:`~nnip_scaling.flops.estimate_kappa`): every FLOP that is not a parameter application --
@@ -256,28 +259,56 @@ def _tensors(x: Any) -> Iterable[torch.Tensor]:
 
 
 class _Trace:
-    """Mutable accumulator of one trace (never escapes :func:`parameter_placement`)."""
+    """Mutable accumulator of one trace (never escapes :func:`parameter_placement`).
 
-    def __init__(self, storages: dict[int, str]) -> None:
-        self.storages = storages
+    ``sources`` maps a storage to its *composition*: ``{parameter name: share}`` with shares summing
+    to 1. A parameter is its own source; a tensor computed from parameters and constants only (a
+    weight re-laid out, sign-flipped, concatenated with another, rows selected by a buffer index:
+    see :meth:`derive`) is a *derived* source, and an application of it is an application of its
+    parameters, each for its share of the elements.
+    """
+
+    def __init__(self, storages: dict[int, str], constants: set[int]) -> None:
+        self.sources: dict[int, dict[str, Fraction]] = {k: {n: Fraction(1)} for k, n in storages.items()}
+        self.constants = constants  # storages of buffers: inputs that keep a result parameter-derived
+        self.keep: list[torch.Tensor] = []  # derived tensors stay alive: their storages are never reused
         # (name, flops_per_application, rows) -> FLOPs
         self.flops: defaultdict[tuple[str, int, Fraction], Fraction] = defaultdict(Fraction)
         self.seen: set[str] = set()
 
-    def name_of(self, t: Any) -> str | None:
+    def source_of(self, t: Any) -> dict[str, Fraction] | None:
         if not isinstance(t, torch.Tensor):
             return None
         key = _storage_key(t)
-        return None if key is None else self.storages.get(key)
+        return None if key is None else self.sources.get(key)
 
-    def add(self, name: str, operand: torch.Tensor, fpa: int, flops: Fraction) -> None:
+    def add(self, source: dict[str, Fraction], operand: torch.Tensor, fpa: int, flops: Fraction) -> None:
+        """``flops`` applying ``operand`` (``fpa`` FLOPs per application): each of its elements is
+        applied ``rows`` times; each parameter of the source gets its share of the FLOPs."""
         if flops <= 0:
             return
         n = _distinct_numel(operand)
         if n == 0:
             return
         rows = flops / (fpa * n)
-        self.flops[(name, fpa, rows)] += flops
+        for name, share in source.items():
+            self.flops[(name, fpa, rows)] += flops * share
+
+    def derive(self, inputs: list[tuple[torch.Tensor, dict[str, Fraction]]], out: Any) -> None:
+        """Record ``out`` (computed from parameter-derived ``inputs`` and constants only) as derived:
+        its composition is the inputs' compositions weighted by their element counts (exact for a
+        concatenation, a copy or a sign flip)."""
+        total = sum(_distinct_numel(t) for t, _ in inputs)
+        comp: defaultdict[str, Fraction] = defaultdict(Fraction)
+        for t, source in inputs:
+            w = Fraction(_distinct_numel(t), total) if total else Fraction(1, len(inputs))
+            for name, share in source.items():
+                comp[name] += w * share
+        for o in _tensors(out):
+            key = _storage_key(o)
+            if key is not None and o.is_floating_point() and key not in self.sources:
+                self.sources[key] = dict(comp)
+                self.keep.append(o)
 
 
 class _PlacementMode(TorchDispatchMode):
@@ -297,20 +328,27 @@ class _PlacementMode(TorchDispatchMode):
                 return r
         out = func(*args, **kwargs)
         tr = self.trace
-        params = []
-        for i, a in enumerate(args):
+        params, others = [], 0
+        for i, a in enumerate(list(args) + list(kwargs.values())):
             for t in _tensors(a):
-                name = tr.name_of(t)
-                if name is not None:
-                    params.append((i, t, name))
-        for t in (t for v in kwargs.values() for t in _tensors(v)):
-            name = tr.name_of(t)
-            if name is not None:
-                params.append((-1, t, name))
+                source = tr.source_of(t)
+                if source is not None:
+                    params.append((i if i < len(args) else -1, t, source))
+                elif _storage_key(t) not in tr.constants:
+                    others += 1
         if not params:
             return out
-        for _, _, name in params:
-            tr.seen.add(name)
+        for _, _, source in params:
+            tr.seen.update(source)
+        if not others:  # parameters (and constants) only: a derived weight, not an application
+            tr.derive([(t, source) for _, t, source in params], out)
+            return out
+        self._record(func, kind, rule, args, kwargs, out, params)
+        return out
+
+    def _record(self, func, kind, rule, args, kwargs, out, params) -> None:  # noqa: ANN001
+        """Add the FLOPs of an op applying parameters (or derived tensors) to activations."""
+        tr = self.trace
         name_ = func.overloadpacket.__name__
         if kind == _rules.MATMUL and rule is not None:
             mm, other = rule(func, args, kwargs, out)
@@ -318,8 +356,7 @@ class _PlacementMode(TorchDispatchMode):
             operands = [(t, n) for i, t, n in params if i in matrices]
             for t, n in operands:
                 tr.add(n, t, 2, Fraction(mm, len(operands)))
-            biases = [(t, n) for i, t, n in params if bias is not None and i == bias]
-            for t, n in biases:
+            for t, n in ((t, n) for i, t, n in params if bias is not None and i == bias):
                 tr.add(n, t, 1, Fraction(other))
         elif name_ in _AFFINE_NORMS:
             o = out[0] if isinstance(out, (tuple, list)) else out
@@ -332,7 +369,6 @@ class _PlacementMode(TorchDispatchMode):
                 tr.add(n, t, 1, Fraction(other, len(params)))
         # zero-cost ops (views, gathers, lookups, copies) read the parameter without arithmetic:
         # nothing to add (a parameter seen only there is "free").
-        return out
 
 
 def _n_triplets(edge_index: torch.Tensor, n_atoms: int) -> int:
@@ -400,8 +436,9 @@ def parameter_placement(model: nn.Module, graph: Any) -> KappaPrediction:
         if key in storages:
             raise ValueError(f"parameters {storages[key]!r} and {n!r} share storage; placement needs distinct tensors")
         storages[key] = n
+    constants = {k for b in model.buffers() if (k := _storage_key(b)) is not None}
     g = _prepare(graph, model, {})
-    trace = _Trace(storages)
+    trace = _Trace(storages, constants)
     with _eager_stance(), _PlacementMode(trace):
         model(g)
     n_atoms = int(g.n_atoms)

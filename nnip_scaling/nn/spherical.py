@@ -479,7 +479,7 @@ class SO2Block(nn.Module):
             for side in (0, 1):
                 z = sides[side][m]
                 k = z.shape[1] // n  # 1 row group for m = 0, 2 (+m and -m) otherwise
-                zm = (z.unflatten(1, (k, n)) * rho[2 * m + side].view(n_edges, 1, n, -1)).reshape(n_edges, -1)
+                zm = (z.unflatten(1, (k, n)) * rho[2 * m + side].view(n_edges, 1, n, self.channels)).flatten(1)
                 w = weights[2 * m + side]
                 acc = zm @ w if acc is None else torch.addmm(acc, zm, w)
             out.append(acc)

@@ -251,3 +251,29 @@ def test_float64_and_compiled_models_place_the_same():
     assert f64.uses == ref.uses and f64.kappa == ref.kappa
     compiled = parameter_placement(torch.compile(model, backend="eager"), g)
     assert compiled.uses == ref.uses and compiled.kappa == ref.kappa
+
+
+def test_derived_weights_are_placed_on_their_parameters():
+    """A weight re-laid out from parameters (concatenated, sign-flipped, rows picked by a buffer index)
+    and then applied is an application of those parameters, each for its share of the elements."""
+
+    class RealForm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(3, 4))
+            self.v = torch.nn.Parameter(torch.randn(3, 2))
+            self.register_buffer("rows", torch.tensor([0, 2]), persistent=False)
+
+        def forward(self, g):
+            h = g.positions.new_ones(g.n_atoms, 6)
+            w1, w2 = self.w.chunk(2, dim=1)
+            real = torch.cat((self.w, torch.cat((-w2, w1), dim=1)), dim=0)  # [6, 4]: each element of w twice
+            y = h @ real                                                       # per atom
+            picked = torch.cat((self.v, self.w), dim=1).index_select(0, self.rows)  # [2, 6]: 2/3 of v, w
+            z = h[:, :2] @ picked
+            return y.sum() + z.sum()
+
+    model = _seeded(RealForm)
+    pred = parameter_placement(model, probe_graphs((6,))[0])
+    assert _uses(pred, "w") == {("node", 2): pytest.approx(2.0 + 2.0 / 3.0)}
+    assert _uses(pred, "v") == {("node", 2): pytest.approx(2.0 / 3.0)}
