@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from nnip_scaling.nn._edges import require_edges
+from nnip_scaling.nn.edge_rotation import gather_rotate, rotate_scatter
 from nnip_scaling.nn.so2 import (
     SO2Layout,
     from_edge_frame,
@@ -51,7 +52,6 @@ from nnip_scaling.nn.so2 import (
     so2_linear_m0,
     so2_linear_order,
     so2_real_weight,
-    to_edge_frame,
 )
 
 __all__ = [
@@ -319,9 +319,7 @@ class EdgeDegreeEmbedding(nn.Module):
         require_edges("EdgeDegreeEmbedding", edge_index=edge_index, wigner=wigner)
         n0 = self.layout.m_sizes[0]
         y0 = self.radial(edge_scalars).reshape(edge_scalars.shape[0], n0, self.channels) * edge_weight[:, None, None]
-        msg = from_edge_frame(y0, wigner[:, :n0, :])  # the m = 0 rows come first in the m-major layout
-        out = msg.new_zeros(n_atoms, self.layout.dim, self.channels)
-        return out.index_add_(0, edge_index[1], msg)
+        return rotate_scatter(y0, edge_index[1], wigner[:, :n0, :], n_atoms)  # m = 0 rows come first (m-major)
 
 
 class SO2Block(nn.Module):
@@ -429,18 +427,21 @@ class SO2Block(nn.Module):
         products are summed (the same sum, without a copy of the edge features, and with a contiguous
         gradient for each gather's backward).
         """
+        if weighted_wigner is None:
+            weighted_wigner = wigner * edge_weight[:, None, None]
+        return from_edge_frame(self._edge_frame_messages(x, edge_index, edge_scalars, wigner), weighted_wigner)
+
+    def _edge_frame_messages(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor) -> Tensor:
+        r""":math:`\Phi_2(\sigma_{\text{gate}}(\Phi_1(\ldots)))` in the edge frame, before the rotation back, ``[E, K, C]``."""
         c2 = self.conv_2
         hidden = self._conv_1_gated(self._edge_frame_sides(x, edge_index, wigner), edge_scalars)
         y0 = so2_linear_m0(hidden[0], c2.weight_m0, c2.bias_m0)
-        y = torch.cat([y0, *(so2_linear_order(h, w) for h, w in zip(hidden[1:], c2.weights_m))], dim=1)
-        if weighted_wigner is None:
-            weighted_wigner = wigner * edge_weight[:, None, None]
-        return from_edge_frame(y, weighted_wigner)
+        return torch.cat([y0, *(so2_linear_order(h, w) for h, w in zip(hidden[1:], c2.weights_m))], dim=1)
 
     def _edge_frame_sides(self, x: Tensor, edge_index: Tensor, wigner: Tensor) -> tuple[tuple[Tensor, ...], ...]:
         r""":math:`D_{uv}\bar x_u` and :math:`D_{uv}\bar x_v`, each as its order blocks
         (:func:`~nnip_scaling.nn.so2.order_blocks`): ``((src blocks), (dst blocks))``."""
-        return tuple(order_blocks(to_edge_frame(x.index_select(0, idx), wigner), self.layout) for idx in edge_index)
+        return tuple(order_blocks(gather_rotate(x, idx, wigner), self.layout) for idx in edge_index)
 
     def _conv_1_weights(self) -> tuple[list[Tensor], Tensor]:
         r""":math:`\Phi_1`'s weights split by side: ``[w(m, side) for m for side]`` and the ``m = 0`` bias.
@@ -481,7 +482,12 @@ class SO2Block(nn.Module):
                 k = z.shape[1] // n  # 1 row group for m = 0, 2 (+m and -m) otherwise
                 zm = (z.unflatten(1, (k, n)) * rho[2 * m + side].view(n_edges, 1, n, self.channels)).flatten(1)
                 w = weights[2 * m + side]
-                acc = zm @ w if acc is None else torch.addmm(acc, zm, w)
+                if acc is None:
+                    acc = zm @ w
+                elif side == 0:
+                    acc = torch.addmm(acc, zm, w)  # the bias, broadcast over the edges
+                else:
+                    acc = acc.addmm_(zm, w)  # in place: no copy of the partial sum
             out.append(acc)
         y0, pre = out[0].split([lay.m_sizes[0] * h, lay.l_max * h], dim=1)
         gates = torch.sigmoid(pre).view(n_edges, lay.l_max, h)
@@ -507,8 +513,10 @@ class SO2Block(nn.Module):
             raise ValueError(f"x must have shape [n_atoms, {lay.dim}, {self.channels}], got {list(x.shape)}")
         if wigner.dim() != 3 or wigner.shape[1:] != (lay.n_rows, lay.dim):
             raise ValueError(f"wigner must have shape [E, {lay.n_rows}, {lay.dim}], got {list(wigner.shape)}")
-        msg = self.edge_messages(self.norm_1(x), edge_index, edge_scalars, wigner, edge_weight, weighted_wigner=weighted_wigner)
-        x = x.index_add(0, edge_index[1], msg)
+        if weighted_wigner is None:
+            weighted_wigner = wigner * edge_weight[:, None, None]
+        y = self._edge_frame_messages(self.norm_1(x), edge_index, edge_scalars, wigner)
+        x = x + rotate_scatter(y, edge_index[1], weighted_wigner, x.shape[0])
         h = self.norm_2(x)
         gates = self.ffn_gate_linear(h[:, 0, :]).reshape(h.shape[0], lay.l_max, self.hidden_channels)
         return x + self.ffn_2(self.ffn_gate(self.ffn_1(h), gates))

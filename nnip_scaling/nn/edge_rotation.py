@@ -1,0 +1,164 @@
+r"""Gather-and-rotate and rotate-and-scatter between atoms and edge frames, without edge-sized temporaries.
+
+A spherical message-passing block moves features between atoms and per-edge frames twice per layer:
+
+.. math::
+
+    z_e = W_e\, x_{s(e)} \quad(\text{gather, then rotate into the frame of edge } e),\qquad
+    m_v = \sum_{e:\, t(e) = v} W_e^\top y_e \quad(\text{rotate back, then sum at the target}),
+
+with :math:`W_e` the rows of the edge's Wigner-D (:func:`~nnip_scaling.nn.so2.edge_wigner`, possibly
+scaled by an edge weight). Written with plain ops, each direction materialises an edge-sized
+temporary (``x[index]``, or the rotated messages before ``index_add``) of ``E (l_max+1)^2 C`` numbers,
+in the forward pass and again in the backward pass. On a CPU such a temporary is tens of megabytes: a
+fresh allocation every time, whose pages the kernel zero-fills on first touch, and a full round trip
+through memory. :func:`gather_rotate` and :func:`rotate_scatter` compute the same sums edge chunk by
+edge chunk (about a million numbers per temporary, reused from the allocator's cache), writing
+straight into their outputs; their backward passes do the same. The arithmetic is the same,
+operation for operation (the results are bitwise those of the plain formulas; tested), and both are
+differentiable twice (conservative forces trained on forces): when the backward pass itself is
+recorded, it runs through the plain, differentiable formulas.
+
+Measured on one CPU thread at ``E = 15808`` edges, ``l_max = 4, m_max = 2``, ``C = 32``: a
+gather-rotate + rotate-scatter round trip 1.5x faster forward and forward + backward, with half the
+page faults (``benchmarks`` numbers in docs/models/spherical.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+__all__ = ["gather_rotate", "rotate_scatter", "CHUNK_NUMEL"]
+
+#: Target number of elements of one chunk's temporary (``edges x rows x channels``).
+CHUNK_NUMEL = 1 << 20
+
+
+def _chunks(n_edges: int, per_edge: int) -> Iterator[slice]:
+    step = max(1, CHUNK_NUMEL // max(per_edge, 1))
+    for start in range(0, n_edges, step):
+        yield slice(start, min(start + step, n_edges))
+
+
+def _check(name: str, wigner: Tensor, index: Tensor, feats: Tensor, feat_name: str) -> None:
+    if wigner.dim() != 3:
+        raise ValueError(f"{name}: wigner must be [E, K, D], got {list(wigner.shape)}")
+    if index.dim() != 1 or index.shape[0] != wigner.shape[0]:
+        raise ValueError(f"{name}: index must be [E] with E = {wigner.shape[0]} (wigner's edges), got {list(index.shape)}")
+    if index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name}: index must be an integer tensor, got {index.dtype}")
+    if feats.dim() != 3:
+        raise ValueError(f"{name}: {feat_name} must be 3-dimensional, got {list(feats.shape)}")
+
+
+class _GatherRotate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:  # noqa: ANN001
+        n_edges, rows, dim = wigner.shape
+        out = x.new_empty(n_edges, rows, x.shape[-1])
+        for s in _chunks(n_edges, dim * x.shape[-1]):
+            torch.bmm(wigner[s], x.index_select(0, index[s]), out=out[s])
+        ctx.save_for_backward(x, index, wigner)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:  # noqa: ANN001
+        x, index, wigner = ctx.saved_tensors
+        need_x, _, need_w = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # the backward pass is being recorded: plain, differentiable ops
+            gx = x.new_zeros(x.shape).index_add(0, index, torch.bmm(wigner.transpose(1, 2), grad)) if need_x else None
+            gw = torch.bmm(grad, x.index_select(0, index).transpose(1, 2)) if need_w else None
+            return gx, None, gw
+        per_edge = wigner.shape[2] * x.shape[-1]
+        gx = gw = None
+        if need_x:
+            gx = torch.zeros_like(x)
+            for s in _chunks(wigner.shape[0], per_edge):
+                gx.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), grad[s]))
+        if need_w:
+            gw = wigner.new_empty(wigner.shape)
+            for s in _chunks(wigner.shape[0], per_edge):
+                torch.bmm(grad[s], x.index_select(0, index[s]).transpose(1, 2), out=gw[s])
+        return gx, None, gw
+
+
+class _RotateScatter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:  # noqa: ANN001
+        n_edges, _, dim = wigner.shape
+        out = y.new_zeros(n_atoms, dim, y.shape[-1])
+        for s in _chunks(n_edges, dim * y.shape[-1]):
+            out.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), y[s]))
+        # y is needed only for the gradient of the rotation (positions-dependent Wigner rows)
+        ctx.save_for_backward(y if wigner.requires_grad else None, index, wigner)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:  # noqa: ANN001
+        y, index, wigner = ctx.saved_tensors
+        need_y, _, need_w, _ = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # the backward pass is being recorded: plain, differentiable ops
+            g_edges = grad.index_select(0, index)
+            gy = torch.bmm(wigner, g_edges) if need_y else None
+            gw = torch.bmm(y, g_edges.transpose(1, 2)) if need_w else None
+            return gy, None, gw, None
+        n_edges, rows, dim = wigner.shape
+        per_edge = dim * grad.shape[-1]
+        gy = gw = None
+        if need_y:
+            gy = grad.new_empty(n_edges, rows, grad.shape[-1])
+            for s in _chunks(n_edges, per_edge):
+                torch.bmm(wigner[s], grad.index_select(0, index[s]), out=gy[s])
+        if need_w:
+            gw = wigner.new_empty(wigner.shape)
+            for s in _chunks(n_edges, per_edge):
+                torch.bmm(y[s], grad.index_select(0, index[s]).transpose(1, 2), out=gw[s])
+        return gy, None, gw, None
+
+
+def gather_rotate(x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:
+    r"""Rotate the features of each edge's atom into the edge frame: :math:`z_e = W_e\,x_{\text{index}[e]}`.
+
+    Equal to ``torch.bmm(wigner, x.index_select(0, index))`` (bitwise), computed edge chunk by edge
+    chunk with no edge-sized temporary, in the forward and the backward pass; differentiable in ``x``
+    and ``wigner``, twice.
+
+    Args:
+        x: atom features in the l-major layout.
+        index: the atom of each edge (source or target), ``int64``.
+        wigner: per-edge rotation rows, e.g. :func:`~nnip_scaling.nn.so2.edge_wigner`.
+
+    Shapes:
+        x: ``[n_atoms, D, C]``, index: ``[E]``, wigner: ``[E, K, D]`` -> ``[E, K, C]``.
+    """
+    _check("gather_rotate", wigner, index, x, "x")
+    if x.shape[1] != wigner.shape[2]:
+        raise ValueError(f"gather_rotate: x has {x.shape[1]} rows but wigner expects {wigner.shape[2]}")
+    return _GatherRotate.apply(x, index, wigner)
+
+
+def rotate_scatter(y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:
+    r"""Rotate edge-frame features back and sum them at their atoms:
+    :math:`m_v = \sum_{e:\,\text{index}[e] = v} W_e^\top y_e`.
+
+    Equal to ``torch.zeros(n_atoms, D, C).index_add(0, index, torch.bmm(wigner.transpose(1, 2), y))``
+    (bitwise: the edges are added in the same order), computed edge chunk by edge chunk with no
+    edge-sized temporary, in the forward and the backward pass; differentiable in ``y`` and
+    ``wigner``, twice.
+
+    Args:
+        y: edge-frame features (m-major rows).
+        index: the atom each edge's message goes to, ``int64``.
+        wigner: per-edge rotation rows (optionally scaled by an edge weight).
+        n_atoms: number of atoms of the output.
+
+    Shapes:
+        y: ``[E, K, C]``, index: ``[E]``, wigner: ``[E, K, D]`` -> ``[n_atoms, D, C]``.
+    """
+    _check("rotate_scatter", wigner, index, y, "y")
+    if y.shape[:2] != wigner.shape[:2]:
+        raise ValueError(f"rotate_scatter: y {list(y.shape)} does not match wigner {list(wigner.shape)} in [E, K]")
+    return _RotateScatter.apply(y, index, wigner, int(n_atoms))
