@@ -47,20 +47,28 @@ def _check(name: str, wigner: Tensor, index: Tensor, feats: Tensor, feat_name: s
     if wigner.dim() != 3:
         raise ValueError(f"{name}: wigner must be [E, K, D], got {list(wigner.shape)}")
     if index.dim() != 1 or index.shape[0] != wigner.shape[0]:
-        raise ValueError(f"{name}: index must be [E] with E = {wigner.shape[0]} (wigner's edges), got {list(index.shape)}")
+        raise ValueError(f"{name}: index must be [E] (or [S, E]) with E = {wigner.shape[0]} (wigner's edges), got {list(index.shape)}")
     if index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"{name}: index must be an integer tensor, got {index.dtype}")
     if feats.dim() != 3:
         raise ValueError(f"{name}: {feat_name} must be 3-dimensional, got {list(feats.shape)}")
 
 
+def _gather(x: Tensor, index: Tensor) -> Tensor:
+    """``[x[index[0]] || x[index[1]] || ...]`` along channels: ``index [S, e]`` -> ``[e, D, S*C]``."""
+    if index.shape[0] == 1:
+        return x.index_select(0, index[0])
+    return torch.cat([x.index_select(0, i) for i in index], dim=-1)
+
+
 class _GatherRotate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:  # noqa: ANN001
         n_edges, rows, dim = wigner.shape
-        out = x.new_empty(n_edges, rows, x.shape[-1])
-        for s in _chunks(n_edges, dim * x.shape[-1]):
-            torch.bmm(wigner[s], x.index_select(0, index[s]), out=out[s])
+        width = index.shape[0] * x.shape[-1]
+        out = x.new_empty(n_edges, rows, width)
+        for s in _chunks(n_edges, dim * width):
+            torch.bmm(wigner[s], _gather(x, index[:, s]), out=out[s])
         ctx.save_for_backward(x, index, wigner)
         return out
 
@@ -68,20 +76,29 @@ class _GatherRotate(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:  # noqa: ANN001
         x, index, wigner = ctx.saved_tensors
         need_x, _, need_w = ctx.needs_input_grad
+        c = x.shape[-1]
         if torch.is_grad_enabled():  # the backward pass is being recorded: plain, differentiable ops
-            gx = x.new_zeros(x.shape).index_add(0, index, torch.bmm(wigner.transpose(1, 2), grad)) if need_x else None
-            gw = torch.bmm(grad, x.index_select(0, index).transpose(1, 2)) if need_w else None
+            gx = gw = None
+            if need_x:
+                back = torch.bmm(wigner.transpose(1, 2), grad).split(c, dim=-1)
+                gx = x.new_zeros(x.shape)
+                for i, b in zip(index, back):
+                    gx = gx.index_add(0, i, b)
+            if need_w:
+                gw = torch.bmm(grad, _gather(x, index).transpose(1, 2))
             return gx, None, gw
-        per_edge = wigner.shape[2] * x.shape[-1]
+        per_edge = wigner.shape[2] * grad.shape[-1]
         gx = gw = None
         if need_x:
             gx = torch.zeros_like(x)
             for s in _chunks(wigner.shape[0], per_edge):
-                gx.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), grad[s]))
+                back = torch.bmm(wigner[s].transpose(1, 2), grad[s])
+                for i, b in zip(index[:, s], back.split(c, dim=-1)):
+                    gx.index_add_(0, i, b if index.shape[0] == 1 else b.contiguous())  # strided: slow path
         if need_w:
             gw = wigner.new_empty(wigner.shape)
             for s in _chunks(wigner.shape[0], per_edge):
-                torch.bmm(grad[s], x.index_select(0, index[s]).transpose(1, 2), out=gw[s])
+                torch.bmm(grad[s], _gather(x, index[:, s]).transpose(1, 2), out=gw[s])
         return gx, None, gw
 
 
@@ -120,24 +137,28 @@ class _RotateScatter(torch.autograd.Function):
 
 
 def gather_rotate(x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:
-    r"""Rotate the features of each edge's atom into the edge frame: :math:`z_e = W_e\,x_{\text{index}[e]}`.
+    r"""Rotate the features of each edge's atom(s) into the edge frame: :math:`z_e = W_e\,x_{\text{index}[e]}`.
 
-    Equal to ``torch.bmm(wigner, x.index_select(0, index))`` (bitwise), computed edge chunk by edge
-    chunk with no edge-sized temporary, in the forward and the backward pass; differentiable in ``x``
-    and ``wigner``, twice.
+    With ``index [E]``: equal to ``torch.bmm(wigner, x.index_select(0, index))``. With ``index [S, E]``
+    (e.g. ``edge_index``: source and target): the ``S`` rotated features side by side along the
+    channels, :math:`[W_e x_{\text{index}[0,e]} \,\|\, W_e x_{\text{index}[1,e]} \,\|\, \ldots]`, in
+    one product per chunk (each edge's rotation is read once for all sides). Bitwise the plain
+    formula; computed edge chunk by edge chunk with no edge-sized temporary, in the forward and the
+    backward pass; differentiable in ``x`` and ``wigner``, twice.
 
     Args:
         x: atom features in the l-major layout.
-        index: the atom of each edge (source or target), ``int64``.
+        index: the atom of each edge, ``[E]``, or of each side of each edge, ``[S, E]`` (integers).
         wigner: per-edge rotation rows, e.g. :func:`~nnip_scaling.nn.so2.edge_wigner`.
 
     Shapes:
-        x: ``[n_atoms, D, C]``, index: ``[E]``, wigner: ``[E, K, D]`` -> ``[E, K, C]``.
+        x: ``[n_atoms, D, C]``, index: ``[E]`` or ``[S, E]``, wigner: ``[E, K, D]`` -> ``[E, K, S*C]``.
     """
-    _check("gather_rotate", wigner, index, x, "x")
+    sides = index if index.dim() == 2 else index[None]
+    _check("gather_rotate", wigner, sides[0] if sides.shape[0] else index, x, "x")
     if x.shape[1] != wigner.shape[2]:
         raise ValueError(f"gather_rotate: x has {x.shape[1]} rows but wigner expects {wigner.shape[2]}")
-    return _GatherRotate.apply(x, index, wigner)
+    return _GatherRotate.apply(x, sides, wigner)
 
 
 def rotate_scatter(y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:

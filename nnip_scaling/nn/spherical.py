@@ -73,12 +73,6 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def _side_rows(weight: Tensor, n: int, side: int) -> Tensor:
-    """Rows ``(l, side, c)`` of a weight ``[n * 2C, out]`` acting on ``[x_u || x_v]`` (``side`` 0: source,
-    1: target) -> ``[n * C, out]``."""
-    return weight.view(n, 2, -1, weight.shape[-1])[:, side].reshape(-1, weight.shape[-1])
-
-
 def _degree_rows(l_max: int) -> tuple[int, ...]:
     """Degree of every row of the l-major layout."""
     return tuple(l for l in range(l_max + 1) for _ in range(2 * l + 1))
@@ -277,13 +271,14 @@ class RadialMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def forward_rows(self, x: Tensor, rows: Sequence[Tensor]) -> list[Tensor]:
-        """``[forward(x)[:, r] for r in rows]``, with the last layer applied to each group of its output
-        rows only: no full-width output, and no concatenation of the groups' gradients in the backward."""
+    def forward_chunks(self, x: Tensor, sizes: Sequence[int]) -> list[Tensor]:
+        """``forward(x).split(sizes, dim=-1)``, with the last layer applied per chunk of its output rows:
+        no full-width output, and no concatenation of the chunks' gradients in the backward pass."""
         *hidden, last = self.net
         for layer in hidden:
             x = layer(x)
-        return [nn.functional.linear(x, last.weight.index_select(0, r), last.bias.index_select(0, r)) for r in rows]
+        weights, biases = last.weight.split(list(sizes)), last.bias.split(list(sizes))
+        return [nn.functional.linear(x, w, b) for w, b in zip(weights, biases)]
 
 
 class EdgeDegreeEmbedding(nn.Module):
@@ -388,14 +383,6 @@ class SO2Block(nn.Module):
             self.edge_gate_linear.weight.normal_(0.0, 1.0 / math.sqrt(lay.m_sizes[0] * 2 * c))
             self.edge_gate_linear.bias.zero_()
         self.conv_2 = SO2Linear(h, c, l_max=l_max, m_max=m_max, bias=True)
-        # the radial MLP's output rows (slot (l, |m|), side, channel) of each (order, side) modulation
-        base = 0
-        for m, n in enumerate(lay.m_sizes):
-            slots = torch.arange(base, base + n)[:, None] * (2 * c)
-            for side in (0, 1):
-                rows = (slots + side * c + torch.arange(c)[None, :]).reshape(-1)
-                self.register_buffer(f"radial_rows_{2 * m + side}", rows, persistent=False)
-            base += n
         # per-atom feed-forward
         self.norm_2 = EquivariantRMSNorm(l_max, c)
         self.ffn_gate_linear = nn.Linear(c, l_max * h)
@@ -418,14 +405,13 @@ class SO2Block(nn.Module):
     ) -> Tensor:
         r"""Per-edge messages :math:`a_{uv} D_{uv}^\top \Phi_2(\ldots)` before aggregation, ``[E, (l_max+1)**2, C]``.
 
-        Steps: rotate the source and the target features into the edge frame, each split into its
-        order blocks (:meth:`_edge_frame_sides`); modulate, :math:`\Phi_1` and the gate
+        Steps: rotate the source and the target features into the edge frame side by side,
+        :math:`[D_{uv}\bar x_u \,\|\, D_{uv}\bar x_v]` (one :func:`~nnip_scaling.nn.edge_rotation.gather_rotate`,
+        no edge-sized temporary), split into order blocks; modulate, :math:`\Phi_1` and the gate
         (:meth:`_conv_1_gated`); :math:`\Phi_2`; rotate back with :math:`a_{uv} D_{uv}^\top`
-        (``weighted_wigner`` :math:`= a_{uv} D_{uv}`, computed here unless a caller with several
-        blocks passes it once for all). The source and target halves of :math:`[\bar x_u \| \bar x_v]`
-        are never concatenated: each is multiplied by its half of :math:`\Phi_1`'s rows and the two
-        products are summed (the same sum, without a copy of the edge features, and with a contiguous
-        gradient for each gather's backward).
+        (``weighted_wigner`` :math:`= a_{uv} D_{uv}`, computed here unless a caller with several blocks
+        passes it once for all). :meth:`forward` rotates back and sums at the targets in one
+        :func:`~nnip_scaling.nn.edge_rotation.rotate_scatter` instead.
         """
         if weighted_wigner is None:
             weighted_wigner = wigner * edge_weight[:, None, None]
@@ -434,61 +420,45 @@ class SO2Block(nn.Module):
     def _edge_frame_messages(self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor) -> Tensor:
         r""":math:`\Phi_2(\sigma_{\text{gate}}(\Phi_1(\ldots)))` in the edge frame, before the rotation back, ``[E, K, C]``."""
         c2 = self.conv_2
-        hidden = self._conv_1_gated(self._edge_frame_sides(x, edge_index, wigner), edge_scalars)
+        blocks = order_blocks(gather_rotate(x, edge_index, wigner), self.layout)
+        hidden = self._conv_1_gated(blocks, edge_scalars)
         y0 = so2_linear_m0(hidden[0], c2.weight_m0, c2.bias_m0)
         return torch.cat([y0, *(so2_linear_order(h, w) for h, w in zip(hidden[1:], c2.weights_m))], dim=1)
 
-    def _edge_frame_sides(self, x: Tensor, edge_index: Tensor, wigner: Tensor) -> tuple[tuple[Tensor, ...], ...]:
-        r""":math:`D_{uv}\bar x_u` and :math:`D_{uv}\bar x_v`, each as its order blocks
-        (:func:`~nnip_scaling.nn.so2.order_blocks`): ``((src blocks), (dst blocks))``."""
-        return tuple(order_blocks(gather_rotate(x, idx, wigner), self.layout) for idx in edge_index)
-
     def _conv_1_weights(self) -> tuple[list[Tensor], Tensor]:
-        r""":math:`\Phi_1`'s weights split by side: ``[w(m, side) for m for side]`` and the ``m = 0`` bias.
+        r""":math:`\Phi_1`'s weight per order and its ``m = 0`` bias, as used by :meth:`_conv_1_gated`.
 
         The ``m = 0`` weight has the edge-gate map's columns appended (one product gives the ``m = 0``
         outputs and the gate pre-activations); each ``m >= 1`` weight is in the real form of
         :func:`~nnip_scaling.nn.so2.so2_real_weight`. Built from the parameters at every call (small
         matrices, independent of the number of edges).
         """
-        c1, lay = self.conv_1, self.layout
-        w0 = torch.cat((c1.weight_m0, self.edge_gate_linear.weight.t()), dim=1)
-        weights = [_side_rows(w0, lay.m_sizes[0], side) for side in (0, 1)]
-        for n, w in zip(lay.m_sizes[1:], c1.weights_m):
-            weights += [so2_real_weight(_side_rows(w, n, side)) for side in (0, 1)]
-        bias = torch.cat((c1.bias_m0, self.edge_gate_linear.bias))
-        return weights, bias
+        c1, gate = self.conv_1, self.edge_gate_linear
+        weights = [torch.cat((c1.weight_m0, gate.weight.t()), dim=1)]
+        weights += [so2_real_weight(w) for w in c1.weights_m]
+        return weights, torch.cat((c1.bias_m0, gate.bias))
 
-    def _conv_1_gated(self, sides: tuple[tuple[Tensor, ...], ...], edge_scalars: Tensor) -> list[Tensor]:
-        r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot [z_u \| z_v]))` per order block.
+    def _conv_1_gated(self, blocks: Sequence[Tensor], edge_scalars: Tensor) -> list[Tensor]:
+        r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot z))` per order block of
+        :math:`z = [D_{uv}\bar x_u \| D_{uv}\bar x_v]`.
 
-        Each order's output is :math:`\sum_{\text{side}} (\rho_{\text{side}} \odot z_{\text{side}})
-        W_{\text{side}}` (one matrix product per side, the second accumulated onto the first). The
-        gates :math:`\sigma(g_l)` of degree ``l >= 1`` come from the modulated ``m = 0`` rows and
-        multiply every row of degree ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
+        The modulation :math:`\rho` has one factor per ``(l, |m|, channel)``, the same on the ``+m`` and
+        ``-m`` rows. The gates :math:`\sigma(g_l)` of degree ``l >= 1`` come from the modulated ``m = 0``
+        rows (in the same product as :math:`\Phi_1`'s ``m = 0`` outputs) and multiply every row of degree
+        ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
 
         Returns:
             ``[E, n_0, H]`` and, per ``m >= 1``, ``[E, 2 n_m, H]``.
         """
         lay, h = self.layout, self.hidden_channels
-        n_edges = edge_scalars.shape[0]
-        rho = self.radial.forward_rows(edge_scalars, [getattr(self, f"radial_rows_{i}") for i in range(2 * len(lay.m_sizes))])
+        n_edges, c2 = edge_scalars.shape[0], blocks[0].shape[-1]
+        rho = self.radial.forward_chunks(edge_scalars, [n * c2 for n in lay.m_sizes])
         weights, bias = self._conv_1_weights()
         out = []
-        for m, n in enumerate(lay.m_sizes):
-            acc: Tensor | None = bias if m == 0 else None
-            for side in (0, 1):
-                z = sides[side][m]
-                k = z.shape[1] // n  # 1 row group for m = 0, 2 (+m and -m) otherwise
-                zm = (z.unflatten(1, (k, n)) * rho[2 * m + side].view(n_edges, 1, n, self.channels)).flatten(1)
-                w = weights[2 * m + side]
-                if acc is None:
-                    acc = zm @ w
-                elif side == 0:
-                    acc = torch.addmm(acc, zm, w)  # the bias, broadcast over the edges
-                else:
-                    acc = acc.addmm_(zm, w)  # in place: no copy of the partial sum
-            out.append(acc)
+        for m, (z, r, w) in enumerate(zip(blocks, rho, weights)):
+            n = lay.m_sizes[m]
+            zm = (z.unflatten(1, (z.shape[1] // n, n)) * r.view(n_edges, 1, n, c2)).flatten(1)
+            out.append(torch.addmm(bias, zm, w) if m == 0 else zm @ w)
         y0, pre = out[0].split([lay.m_sizes[0] * h, lay.l_max * h], dim=1)
         gates = torch.sigmoid(pre).view(n_edges, lay.l_max, h)
         scalar, rest = y0.view(n_edges, lay.m_sizes[0], h).split([1, lay.l_max], dim=1)

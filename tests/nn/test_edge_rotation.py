@@ -78,3 +78,22 @@ def test_bad_shapes_are_named():
         rotate_scatter(y[:, :4], index, wigner, 7)
     with pytest.raises(TypeError, match="integer"):
         rotate_scatter(y, index.double(), wigner, 7)
+
+
+def test_two_sided_gather_rotate_is_the_concatenation(chunk):
+    index, wigner, x, _ = _inputs()
+    pair = torch.stack((index, index.flip(0)))
+    xa, wa = x.clone().requires_grad_(), wigner.clone().requires_grad_()
+    xb, wb = x.clone().requires_grad_(), wigner.clone().requires_grad_()
+    got = gather_rotate(xa, pair, wa)
+    ref = torch.bmm(wb, torch.cat((xb[pair[0]], xb[pair[1]]), dim=-1))
+    assert got.shape == (40, 5, 6) and torch.equal(got, ref)
+    g = torch.randn_like(ref)
+    got.backward(g)
+    ref.backward(g)
+    assert torch.allclose(xa.grad, xb.grad, rtol=1e-13, atol=1e-13)  # the two sides are summed in another order
+    assert torch.equal(wa.grad, wb.grad)
+    small = _inputs(n_atoms=4, n_edges=9, rows=3, dim=4, channels=2)
+    idx2 = torch.stack((small[0], small[0].roll(1)))
+    xs, ws = small[2].requires_grad_(), small[1].requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a, w: gather_rotate(a, idx2, w), (xs, ws))
