@@ -415,3 +415,23 @@ def test_so2_block_traces_as_one_graph():
     explained = dynamo.explain(run)(pos, x)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+def test_inference_in_edge_chunks_equals_one_pass(monkeypatch):
+    """Under no_grad the block processes its edges in chunks; the result is the one-pass result."""
+    import nnip_scaling.nn.spherical as sph
+
+    gen = _gen(77)
+    torch.manual_seed(3)
+    block = SO2Block(3, hidden_channels=4, l_max=3, m_max=2, edge_features=5, edge_channels=6).to(F64)
+    pos, edge_index, x, es, ew = _block_inputs(3, 2, 3, gen, n_atoms=9)
+    with torch.enable_grad():
+        one_pass = _run_block(block, pos, edge_index, x, es, ew)  # autograd: all edges at once
+    calls = []
+    original = block._edge_frame_messages
+    monkeypatch.setattr(block, "_edge_frame_messages", lambda *a: calls.append(a[1].shape[1]) or original(*a))
+    monkeypatch.setattr(sph, "EDGE_CHUNK_NUMEL", 5 * 16 * 6)  # 5 edges per chunk
+    with torch.no_grad():
+        chunked = _run_block(block, pos, edge_index, x, es, ew)
+    assert len(calls) > 2 and sum(calls) == edge_index.shape[1] and max(calls) == 5
+    assert (chunked - one_pass).norm() / one_pass.norm() < 1e-13
