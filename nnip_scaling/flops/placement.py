@@ -346,7 +346,7 @@ class _PlacementMode(TorchDispatchMode):
         self._record(func, kind, rule, args, kwargs, out, params)
         return out
 
-    def _record(self, func, kind, rule, args, kwargs, out, params) -> None:  # noqa: ANN001
+    def _record(self, func, kind, rule, args, kwargs, out, params) -> None:
         """Add the FLOPs of an op applying parameters (or derived tensors) to activations."""
         tr = self.trace
         name_ = func.overloadpacket.__name__

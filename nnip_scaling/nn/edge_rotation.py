@@ -63,7 +63,7 @@ def _gather(x: Tensor, index: Tensor) -> Tensor:
 
 class _GatherRotate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:  # noqa: ANN001
+    def forward(ctx, x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:
         n_edges, rows, dim = wigner.shape
         width = index.shape[0] * x.shape[-1]
         out = x.new_empty(n_edges, rows, width)
@@ -73,7 +73,7 @@ class _GatherRotate(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:  # noqa: ANN001
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:
         x, index, wigner = ctx.saved_tensors
         need_x, _, need_w = ctx.needs_input_grad
         c = x.shape[-1]
@@ -104,7 +104,7 @@ class _GatherRotate(torch.autograd.Function):
 
 class _RotateScatter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:  # noqa: ANN001
+    def forward(ctx, y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:
         n_edges, _, dim = wigner.shape
         out = y.new_zeros(n_atoms, dim, y.shape[-1])
         for s in _chunks(n_edges, dim * y.shape[-1]):
@@ -114,7 +114,7 @@ class _RotateScatter(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:  # noqa: ANN001
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:
         y, index, wigner = ctx.saved_tensors
         need_y, _, need_w, _ = ctx.needs_input_grad
         if torch.is_grad_enabled():  # the backward pass is being recorded: plain, differentiable ops
