@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -115,12 +116,6 @@ def spherical_harmonics(l_max: int, vec: torch.Tensor, *, normalize: bool = True
 # ----------------------------------------------------------------------------------------------
 # cached constants (private, pure functions of l; CPU float64)
 # ----------------------------------------------------------------------------------------------
-@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
-def _cg_lift(l: int) -> torch.Tensor:
-    """See :func:`_cg_lift_cached`."""
-    return _cg_lift_cached(l)
-
-
 @functools.lru_cache(maxsize=None)
 def _cg_lift_cached(l: int) -> torch.Tensor:
     r""":math:`C_l = \sqrt{2l+1}\,W_3j(l-1, 1, l)`, shape ``[2l-1, 3, 2l+1]``, CPU float64, l >= 2."""
@@ -128,12 +123,6 @@ def _cg_lift_cached(l: int) -> torch.Tensor:
     c = c.contiguous()
     c.requires_grad_(False)
     return c
-
-
-@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
-def _y_generator_antidiag(l: int) -> torch.Tensor:
-    """See :func:`_y_generator_antidiag_cached`."""
-    return _y_generator_antidiag_cached(l)
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,17 +137,55 @@ def _y_generator_antidiag_cached(l: int) -> torch.Tensor:
     return torch.arange(l, -l - 1, -1, dtype=torch.float64)
 
 
-@torch.compiler.assume_constant_result  # torch.compile: evaluated once, the result embedded
-def _j_matrix(l: int) -> torch.Tensor:
-    """See :func:`_j_matrix_cached`."""
-    return _j_matrix_cached(l)
-
-
 @functools.lru_cache(maxsize=None)
 def _j_matrix_cached(l: int) -> torch.Tensor:
     r""":math:`J^l = D^l(P)`, :math:`P` = rotation by pi about (x+y)/sqrt2; CPU float64 ``[2l+1, 2l+1]``."""
     p = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64)
     return _wigner_polynomial(l, p[None])[l][0].contiguous()
+
+
+#: Degrees with a compile-time constant getter (``_constant_getters``); larger ones are computed in the graph.
+_MAX_CONSTANT_L = 24
+
+
+def _constant_getters(cached: Callable[[int], torch.Tensor], prefix: str) -> dict[int, Callable[[], torch.Tensor]]:
+    """One argument-free getter per degree, each marked ``assume_constant_result`` under its own name.
+
+    ``torch.compile`` embeds the result of such a function as a constant named after the function;
+    one function called with several degrees would give several constants of the same name, which
+    inductor rejects (torch 2.13: "source ConstantSource(...) already in seen_sources").
+    """
+    getters = {}
+    for l in range(_MAX_CONSTANT_L + 1):
+        def getter(l: int = l) -> torch.Tensor:
+            return cached(l)
+
+        name = f"{prefix}_l{l}"
+        getter.__name__ = getter.__qualname__ = name
+        code = getter.__code__  # dynamo names the constant after the code object
+        getter.__code__ = code.replace(co_name=name, **({"co_qualname": name} if hasattr(code, "co_qualname") else {}))
+        getters[l] = torch.compiler.assume_constant_result(getter)
+    return getters
+
+
+_CG_LIFT = _constant_getters(_cg_lift_cached, "_cg_lift")
+_Y_GENERATOR_ANTIDIAG = _constant_getters(_y_generator_antidiag_cached, "_y_generator_antidiag")
+_J_MATRIX = _constant_getters(_j_matrix_cached, "_j_matrix")
+
+
+def _cg_lift(l: int) -> torch.Tensor:
+    """:func:`_cg_lift_cached`, a compile-time constant under ``torch.compile``."""
+    return _CG_LIFT[l]() if l in _CG_LIFT else _cg_lift_cached(l)
+
+
+def _y_generator_antidiag(l: int) -> torch.Tensor:
+    """:func:`_y_generator_antidiag_cached`, a compile-time constant under ``torch.compile``."""
+    return _Y_GENERATOR_ANTIDIAG[l]() if l in _Y_GENERATOR_ANTIDIAG else _y_generator_antidiag_cached(l)
+
+
+def _j_matrix(l: int) -> torch.Tensor:
+    """:func:`_j_matrix_cached`, a compile-time constant under ``torch.compile``."""
+    return _J_MATRIX[l]() if l in _J_MATRIX else _j_matrix_cached(l)
 
 
 def _const(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

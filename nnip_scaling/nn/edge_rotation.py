@@ -26,7 +26,7 @@ page faults (``benchmarks`` numbers in docs/models/spherical.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -92,9 +92,9 @@ class _GatherRotate(torch.autograd.Function):
         if need_x:
             gx = torch.zeros_like(x)
             for s in _chunks(wigner.shape[0], per_edge):
-                back = torch.bmm(wigner[s].transpose(1, 2), grad[s])
-                for i, b in zip(index[:, s], back.split(c, dim=-1)):
-                    gx.index_add_(0, i, b if index.shape[0] == 1 else b.contiguous())  # strided: slow path
+                w_t = wigner[s].transpose(1, 2)
+                for side, i in enumerate(index[:, s]):  # one product per side: contiguous sources for index_add_
+                    gx.index_add_(0, i, torch.bmm(w_t, grad[s, :, side * c : (side + 1) * c]))
         if need_w:
             gw = wigner.new_empty(wigner.shape)
             for s in _chunks(wigner.shape[0], per_edge):
@@ -102,38 +102,47 @@ class _GatherRotate(torch.autograd.Function):
         return gx, None, gw
 
 
+def _rows(blocks: tuple[Tensor, ...], s: slice) -> Tensor:
+    """Edges ``s`` of the row blocks, concatenated along the rows (a chunk-sized copy, or a view)."""
+    return blocks[0][s] if len(blocks) == 1 else torch.cat([blk[s] for blk in blocks], dim=1)
+
+
 class _RotateScatter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:
+    def forward(ctx, index: Tensor, wigner: Tensor, n_atoms: int, *blocks: Tensor) -> Tensor:
         n_edges, _, dim = wigner.shape
-        out = y.new_zeros(n_atoms, dim, y.shape[-1])
-        for s in _chunks(n_edges, dim * y.shape[-1]):
-            out.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), y[s]))
-        # y is needed only for the gradient of the rotation (positions-dependent Wigner rows)
-        ctx.save_for_backward(y if wigner.requires_grad else None, index, wigner)
+        c = blocks[0].shape[-1]
+        out = blocks[0].new_zeros(n_atoms, dim, c)
+        for s in _chunks(n_edges, dim * c):
+            out.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), _rows(blocks, s)))
+        # the features are needed only for the gradient of the rotation (positions-dependent rows)
+        ctx.save_for_backward(index, wigner, *(blocks if wigner.requires_grad else ()))
+        ctx.block_rows = [blk.shape[1] for blk in blocks]
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:
-        y, index, wigner = ctx.saved_tensors
-        need_y, _, need_w, _ = ctx.needs_input_grad
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        index, wigner, *blocks = ctx.saved_tensors
+        need_w, need_y = ctx.needs_input_grad[1], ctx.needs_input_grad[3:]
         if torch.is_grad_enabled():  # the backward pass is being recorded: plain, differentiable ops
             g_edges = grad.index_select(0, index)
-            gy = torch.bmm(wigner, g_edges) if need_y else None
-            gw = torch.bmm(y, g_edges.transpose(1, 2)) if need_w else None
-            return gy, None, gw, None
-        n_edges, rows, dim = wigner.shape
+            gy = torch.bmm(wigner, g_edges).split(ctx.block_rows, dim=1) if any(need_y) else [None] * len(need_y)
+            gw = torch.bmm(torch.cat(blocks, dim=1), g_edges.transpose(1, 2)) if need_w else None
+            return (None, gw, None, *(g if n else None for g, n in zip(gy, need_y)))
+        n_edges, _, dim = wigner.shape
         per_edge = dim * grad.shape[-1]
-        gy = gw = None
-        if need_y:
-            gy = grad.new_empty(n_edges, rows, grad.shape[-1])
-            for s in _chunks(n_edges, per_edge):
-                torch.bmm(wigner[s], grad.index_select(0, index[s]), out=gy[s])
-        if need_w:
-            gw = wigner.new_empty(wigner.shape)
-            for s in _chunks(n_edges, per_edge):
-                torch.bmm(y[s], grad.index_select(0, index[s]).transpose(1, 2), out=gw[s])
-        return gy, None, gw, None
+        gy = [grad.new_empty(n_edges, r, grad.shape[-1]) for r in ctx.block_rows] if any(need_y) else []
+        gw = wigner.new_empty(wigner.shape) if need_w else None
+        for s in _chunks(n_edges, per_edge):
+            g_edges = grad.index_select(0, index[s])
+            if gy and len(gy) == 1:
+                torch.bmm(wigner[s], g_edges, out=gy[0][s])
+            elif gy:
+                for g, part in zip(gy, torch.bmm(wigner[s], g_edges).split(ctx.block_rows, dim=1)):
+                    g[s] = part
+            if gw is not None:
+                torch.bmm(_rows(tuple(blocks), s), g_edges.transpose(1, 2), out=gw[s])
+        return (None, gw, None, *(g if n else None for g, n in zip(gy or [None] * len(need_y), need_y)))
 
 
 def gather_rotate(x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:
@@ -161,25 +170,32 @@ def gather_rotate(x: Tensor, index: Tensor, wigner: Tensor) -> Tensor:
     return _GatherRotate.apply(x, sides, wigner)
 
 
-def rotate_scatter(y: Tensor, index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:
+def rotate_scatter(y: Tensor | Sequence[Tensor], index: Tensor, wigner: Tensor, n_atoms: int) -> Tensor:
     r"""Rotate edge-frame features back and sum them at their atoms:
     :math:`m_v = \sum_{e:\,\text{index}[e] = v} W_e^\top y_e`.
 
     Equal to ``torch.zeros(n_atoms, D, C).index_add(0, index, torch.bmm(wigner.transpose(1, 2), y))``
     (bitwise: the edges are added in the same order), computed edge chunk by edge chunk with no
     edge-sized temporary, in the forward and the backward pass; differentiable in ``y`` and
-    ``wigner``, twice.
+    ``wigner``, twice. ``y`` may be given as consecutive row blocks (e.g. the order blocks of the
+    m-major layout): they are concatenated chunk by chunk, never as a whole.
 
     Args:
-        y: edge-frame features (m-major rows).
+        y: edge-frame features (m-major rows), or a sequence of row blocks ``[E, K_i, C]``.
         index: the atom each edge's message goes to, ``int64``.
         wigner: per-edge rotation rows (optionally scaled by an edge weight).
         n_atoms: number of atoms of the output.
 
     Shapes:
-        y: ``[E, K, C]``, index: ``[E]``, wigner: ``[E, K, D]`` -> ``[n_atoms, D, C]``.
+        y: ``[E, K, C]`` (or blocks with ``sum K_i = K``), index: ``[E]``, wigner: ``[E, K, D]`` ->
+        ``[n_atoms, D, C]``.
     """
-    _check("rotate_scatter", wigner, index, y, "y")
-    if y.shape[:2] != wigner.shape[:2]:
-        raise ValueError(f"rotate_scatter: y {list(y.shape)} does not match wigner {list(wigner.shape)} in [E, K]")
-    return _RotateScatter.apply(y, index, wigner, int(n_atoms))
+    blocks = (y,) if isinstance(y, Tensor) else tuple(y)
+    if not blocks or any(not isinstance(b, Tensor) or b.dim() != 3 for b in blocks):
+        raise ValueError("rotate_scatter: y must be a 3-dimensional tensor [E, K, C] or a sequence of them")
+    _check("rotate_scatter", wigner, index, blocks[0], "y")
+    rows = sum(b.shape[1] for b in blocks)
+    if any(b.shape[0] != wigner.shape[0] or b.shape[2] != blocks[0].shape[2] for b in blocks) or rows != wigner.shape[1]:
+        shapes = [list(b.shape) for b in blocks]
+        raise ValueError(f"rotate_scatter: y {shapes} does not match wigner {list(wigner.shape)} in [E, K]")
+    return _RotateScatter.apply(index, wigner, int(n_atoms), *blocks)

@@ -49,7 +49,6 @@ from nnip_scaling.nn.so2 import (
     order_blocks,
     so2_layout,
     so2_linear,
-    so2_linear_m0,
     so2_linear_order,
     so2_real_weight,
 )
@@ -420,17 +419,23 @@ class SO2Block(nn.Module):
         """
         if weighted_wigner is None:
             weighted_wigner = wigner * edge_weight[:, None, None]
-        return from_edge_frame(self._edge_frame_messages(x, edge_index, edge_scalars, wigner), weighted_wigner)
+        y = torch.cat(self._edge_frame_messages(x, edge_index, edge_scalars, wigner), dim=1)
+        return from_edge_frame(y, weighted_wigner)
 
     def _edge_frame_messages(
         self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, weights: tuple[list[Tensor], Tensor] | None = None
-    ) -> Tensor:
-        r""":math:`\Phi_2(\sigma_{\text{gate}}(\Phi_1(\ldots)))` in the edge frame, before the rotation back, ``[E, K, C]``."""
+    ) -> list[Tensor]:
+        r""":math:`\Phi_2(\sigma_{\text{gate}}(\Phi_1(\ldots)))` in the edge frame, before the rotation back, as
+        its order blocks (``[E, n_0, C]``, then ``[E, 2 n_m, C]`` per ``m >= 1``: the m-major rows)."""
         c2 = self.conv_2
         blocks = order_blocks(gather_rotate(x, edge_index, wigner), self.layout)
-        hidden = self._conv_1_gated(blocks, edge_scalars, self._conv_1_weights() if weights is None else weights)
-        y0 = so2_linear_m0(hidden[0], c2.weight_m0, c2.bias_m0)
-        return torch.cat([y0, *(so2_linear_order(h, w) for h, w in zip(hidden[1:], c2.weights_m))], dim=1)
+        (scalar, rest), pairs = self._conv_1_gated(blocks, edge_scalars, self._conv_1_weights() if weights is None else weights)
+        n_edges, h = scalar.shape[0], self.hidden_channels
+        w_scalar, w_rest = c2.weight_m0.split([h, rest.shape[1] * h])  # rows of the scalar / l >= 1 inputs
+        y0 = torch.addmm(c2.bias_m0, scalar.reshape(n_edges, h), w_scalar)
+        y0 = y0.addmm_(rest.reshape(n_edges, rest.shape[1] * h), w_rest)
+        y0 = y0.view(n_edges, self.layout.m_sizes[0], self.channels)
+        return [y0, *(so2_linear_order(p, w) for p, w in zip(pairs, c2.weights_m))]
 
     def _conv_1_weights(self) -> tuple[list[Tensor], Tensor]:
         r""":math:`\Phi_1`'s weight per order and its ``m = 0`` bias, as used by :meth:`_conv_1_gated`.
@@ -445,7 +450,9 @@ class SO2Block(nn.Module):
         weights += [so2_real_weight(w) for w in c1.weights_m]
         return weights, torch.cat((c1.bias_m0, gate.bias))
 
-    def _conv_1_gated(self, blocks: Sequence[Tensor], edge_scalars: Tensor, weights: tuple[list[Tensor], Tensor]) -> list[Tensor]:
+    def _conv_1_gated(
+        self, blocks: Sequence[Tensor], edge_scalars: Tensor, weights: tuple[list[Tensor], Tensor]
+    ) -> tuple[tuple[Tensor, Tensor], list[Tensor]]:
         r""":math:`\sigma_{\text{gate}}(\Phi_1(\rho(e_{uv}) \odot z))` per order block of
         :math:`z = [D_{uv}\bar x_u \| D_{uv}\bar x_v]`.
 
@@ -455,7 +462,9 @@ class SO2Block(nn.Module):
         ``l`` (``+m`` and ``-m`` alike); the scalar row gets SiLU.
 
         Returns:
-            ``[E, n_0, H]`` and, per ``m >= 1``, ``[E, 2 n_m, H]``.
+            The ``m = 0`` rows as its scalar row ``[E, 1, H]`` and its rows of degree ``l >= 1``
+            ``[E, l_max, H]`` (kept apart: :math:`\Phi_2` multiplies each by its rows of the weight, so
+            they are never concatenated), and per ``m >= 1`` the ``\pm m`` rows ``[E, 2 n_m, H]``.
         """
         lay, h = self.layout, self.hidden_channels
         n_edges, c2 = edge_scalars.shape[0], blocks[0].shape[-1]
@@ -469,10 +478,9 @@ class SO2Block(nn.Module):
         y0, pre = out[0].split([lay.m_sizes[0] * h, lay.l_max * h], dim=1)
         gates = torch.sigmoid(pre).view(n_edges, lay.l_max, h)
         scalar, rest = y0.view(n_edges, lay.m_sizes[0], h).split([1, lay.l_max], dim=1)
-        hidden = [torch.cat((nn.functional.silu(scalar), rest * gates), dim=1)]
-        for m, (n, y) in enumerate(zip(lay.m_sizes[1:], out[1:]), start=1):
-            hidden.append((y.view(n_edges, 2, n, h) * gates[:, None, m - 1 :]).view(n_edges, 2 * n, h))
-        return hidden
+        pairs = [(y.view(n_edges, 2, n, h) * gates[:, None, m - 1 :]).view(n_edges, 2 * n, h)
+                 for m, (n, y) in enumerate(zip(lay.m_sizes[1:], out[1:]), start=1)]
+        return (nn.functional.silu(scalar), rest * gates), pairs
 
     def _convolution(
         self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, weighted_wigner: Tensor

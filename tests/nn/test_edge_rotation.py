@@ -97,3 +97,20 @@ def test_two_sided_gather_rotate_is_the_concatenation(chunk):
     idx2 = torch.stack((small[0], small[0].roll(1)))
     xs, ws = small[2].requires_grad_(), small[1].requires_grad_()
     assert torch.autograd.gradgradcheck(lambda a, w: gather_rotate(a, idx2, w), (xs, ws))
+
+
+def test_rotate_scatter_of_row_blocks_is_that_of_their_concatenation(chunk):
+    index, wigner, _, y = _inputs()
+    blocks = [b.clone().requires_grad_() for b in y.split([1, 3, 1], dim=1)]
+    whole = y.clone().requires_grad_()
+    got = rotate_scatter(blocks, index, wigner, 7)
+    ref = rotate_scatter(whole, index, wigner, 7)
+    assert torch.equal(got, ref)
+    g = torch.randn_like(ref)
+    got.backward(g)
+    ref.backward(g)
+    assert torch.equal(torch.cat([b.grad for b in blocks], dim=1), whole.grad)
+    small = _inputs(n_atoms=4, n_edges=9, rows=3, dim=4, channels=2)
+    parts = [p.clone().requires_grad_() for p in small[3].split([2, 1], dim=1)]
+    w = small[1].clone().requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a, b, ww: rotate_scatter([a, b], small[0], ww, 4), (*parts, w))
