@@ -31,9 +31,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["gather_rotate", "rotate_scatter", "CHUNK_NUMEL"]
+__all__ = ["CHUNK_NUMEL", "gather_rotate", "rotate_scatter", "rotate_scatter_add_"]
 
-#: Target number of elements of one chunk's temporary (``edges x rows x channels``).
+#: Target number of elements of one chunk's temporary (``edges x rows x channels``), 4 MB in float32.
 CHUNK_NUMEL = 1 << 20
 
 
@@ -107,14 +107,16 @@ def _rows(blocks: tuple[Tensor, ...], s: slice) -> Tensor:
     return blocks[0][s] if len(blocks) == 1 else torch.cat([blk[s] for blk in blocks], dim=1)
 
 
+def _scatter_into(out: Tensor, blocks: tuple[Tensor, ...], index: Tensor, wigner: Tensor) -> Tensor:
+    for s in _chunks(wigner.shape[0], wigner.shape[2] * out.shape[-1]):
+        out.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), _rows(blocks, s)))
+    return out
+
+
 class _RotateScatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, index: Tensor, wigner: Tensor, n_atoms: int, *blocks: Tensor) -> Tensor:
-        n_edges, _, dim = wigner.shape
-        c = blocks[0].shape[-1]
-        out = blocks[0].new_zeros(n_atoms, dim, c)
-        for s in _chunks(n_edges, dim * c):
-            out.index_add_(0, index[s], torch.bmm(wigner[s].transpose(1, 2), _rows(blocks, s)))
+        out = _scatter_into(blocks[0].new_zeros(n_atoms, wigner.shape[2], blocks[0].shape[-1]), blocks, index, wigner)
         # the features are needed only for the gradient of the rotation (positions-dependent rows)
         ctx.save_for_backward(index, wigner, *(blocks if wigner.requires_grad else ()))
         ctx.block_rows = [blk.shape[1] for blk in blocks]
@@ -190,12 +192,33 @@ def rotate_scatter(y: Tensor | Sequence[Tensor], index: Tensor, wigner: Tensor, 
         y: ``[E, K, C]`` (or blocks with ``sum K_i = K``), index: ``[E]``, wigner: ``[E, K, D]`` ->
         ``[n_atoms, D, C]``.
     """
+    blocks = _checked_blocks("rotate_scatter", y, index, wigner)
+    return _RotateScatter.apply(index, wigner, int(n_atoms), *blocks)
+
+
+def rotate_scatter_add_(out: Tensor, y: Tensor | Sequence[Tensor], index: Tensor, wigner: Tensor) -> Tensor:
+    r"""In-place :func:`rotate_scatter`: ``out += rotate_scatter(y, index, wigner, out.shape[0])``, for
+    code that runs without autograd (it raises if a gradient would be needed), e.g. inference over
+    chunks of edges accumulating into one output.
+
+    Shapes:
+        out: ``[n_atoms, D, C]``; y, index, wigner as in :func:`rotate_scatter`. Returns ``out``.
+    """
+    blocks = _checked_blocks("rotate_scatter_add_", y, index, wigner)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (out, wigner, *blocks)):
+        raise RuntimeError("rotate_scatter_add_ does not record gradients: use rotate_scatter, or run under torch.no_grad()")
+    if out.shape != (out.shape[0], wigner.shape[2], blocks[0].shape[2]):
+        raise ValueError(f"rotate_scatter_add_: out must be [n_atoms, {wigner.shape[2]}, {blocks[0].shape[2]}], got {list(out.shape)}")
+    return _scatter_into(out, blocks, index, wigner)
+
+
+def _checked_blocks(name: str, y: Tensor | Sequence[Tensor], index: Tensor, wigner: Tensor) -> tuple[Tensor, ...]:
     blocks = (y,) if isinstance(y, Tensor) else tuple(y)
     if not blocks or any(not isinstance(b, Tensor) or b.dim() != 3 for b in blocks):
-        raise ValueError("rotate_scatter: y must be a 3-dimensional tensor [E, K, C] or a sequence of them")
-    _check("rotate_scatter", wigner, index, blocks[0], "y")
+        raise ValueError(f"{name}: y must be a 3-dimensional tensor [E, K, C] or a sequence of them")
+    _check(name, wigner, index, blocks[0], "y")
     rows = sum(b.shape[1] for b in blocks)
     if any(b.shape[0] != wigner.shape[0] or b.shape[2] != blocks[0].shape[2] for b in blocks) or rows != wigner.shape[1]:
         shapes = [list(b.shape) for b in blocks]
-        raise ValueError(f"rotate_scatter: y {shapes} does not match wigner {list(wigner.shape)} in [E, K]")
-    return _RotateScatter.apply(index, wigner, int(n_atoms), *blocks)
+        raise ValueError(f"{name}: y {shapes} does not match wigner {list(wigner.shape)} in [E, K]")
+    return blocks

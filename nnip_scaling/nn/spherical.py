@@ -42,7 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from nnip_scaling.nn._edges import require_edges
-from nnip_scaling.nn.edge_rotation import gather_rotate, rotate_scatter
+from nnip_scaling.nn import edge_rotation
+from nnip_scaling.nn.edge_rotation import gather_rotate, rotate_scatter, rotate_scatter_add_
 from nnip_scaling.nn.so2 import (
     SO2Layout,
     from_edge_frame,
@@ -62,11 +63,6 @@ __all__ = [
     "EdgeDegreeEmbedding",
     "SO2Block",
 ]
-
-
-#: Inference only: about this many numbers per edge-sized temporary of one chunk of edges
-#: (:meth:`SO2Block._convolution`); chosen by measurement (docs/models/spherical.md).
-EDGE_CHUNK_NUMEL = 3 << 19
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -488,7 +484,7 @@ class SO2Block(nn.Module):
         r"""The summed edge messages :math:`\sum_u a_{uv} D_{uv}^\top \Phi_2(\ldots)` at every atom, ``[N, D, C]``.
 
         When no autograd graph is recorded (inference under ``torch.no_grad``), the edges are processed
-        in chunks of about :data:`EDGE_CHUNK_NUMEL` numbers per edge-sized temporary (``[e, D, 2C]``):
+        in chunks of about :data:`~nnip_scaling.nn.edge_rotation.CHUNK_NUMEL` numbers per edge-sized temporary (``[e, D, 2C]``):
         every intermediate then stays small, is reused from the allocator's cache instead of being
         freshly allocated and zero-filled by the kernel, and stays closer to the CPU caches (measured:
         inference 1.3-1.6x faster at ``C = 8..32``; docs/models/spherical.md). With autograd (training,
@@ -496,7 +492,7 @@ class SO2Block(nn.Module):
         """
         weights = self._conv_1_weights()
         n_atoms, n_edges = x.shape[0], edge_index.shape[1]
-        step = max(1, EDGE_CHUNK_NUMEL // (x.shape[1] * 2 * x.shape[2]))
+        step = max(1, edge_rotation.CHUNK_NUMEL // (x.shape[1] * 2 * x.shape[2]))
         if torch.is_grad_enabled() or torch.compiler.is_compiling() or n_edges <= step:
             y = self._edge_frame_messages(x, edge_index, edge_scalars, wigner, weights)
             return rotate_scatter(y, edge_index[1], weighted_wigner, n_atoms)
@@ -504,7 +500,7 @@ class SO2Block(nn.Module):
         for start in range(0, n_edges, step):
             s = slice(start, start + step)
             y = self._edge_frame_messages(x, edge_index[:, s], edge_scalars[s], wigner[s], weights)
-            out += rotate_scatter(y, edge_index[1, s], weighted_wigner[s], n_atoms)
+            rotate_scatter_add_(out, y, edge_index[1, s], weighted_wigner[s])
         return out
 
     def forward(

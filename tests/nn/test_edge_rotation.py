@@ -114,3 +114,15 @@ def test_rotate_scatter_of_row_blocks_is_that_of_their_concatenation(chunk):
     parts = [p.clone().requires_grad_() for p in small[3].split([2, 1], dim=1)]
     w = small[1].clone().requires_grad_()
     assert torch.autograd.gradgradcheck(lambda a, b, ww: rotate_scatter([a, b], small[0], ww, 4), (*parts, w))
+
+
+def test_rotate_scatter_add_accumulates_without_autograd():
+    index, wigner, _, y = _inputs()
+    out = torch.ones(7, wigner.shape[2], y.shape[2], dtype=F64)
+    with torch.no_grad():
+        edge_rotation.rotate_scatter_add_(out, y.split([2, 3], dim=1), index, wigner)
+    assert torch.allclose(out, 1.0 + rotate_scatter(y, index, wigner, 7), rtol=1e-14, atol=1e-14)  # summed from 1, not 0
+    with pytest.raises(RuntimeError, match="does not record gradients"):
+        edge_rotation.rotate_scatter_add_(out, y.requires_grad_(), index, wigner)
+    with pytest.raises(ValueError, match="out must be"):
+        edge_rotation.rotate_scatter_add_(out[:, :4], y.detach(), index, wigner)

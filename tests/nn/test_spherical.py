@@ -436,7 +436,7 @@ def test_so2_block_compiles_through_aot_autograd():
 
 def test_inference_in_edge_chunks_equals_one_pass(monkeypatch):
     """Under no_grad the block processes its edges in chunks; the result is the one-pass result."""
-    import nnip_scaling.nn.spherical as sph
+    from nnip_scaling.nn import edge_rotation
 
     gen = _gen(77)
     torch.manual_seed(3)
@@ -447,7 +447,7 @@ def test_inference_in_edge_chunks_equals_one_pass(monkeypatch):
     calls = []
     original = block._edge_frame_messages
     monkeypatch.setattr(block, "_edge_frame_messages", lambda *a: calls.append(a[1].shape[1]) or original(*a))
-    monkeypatch.setattr(sph, "EDGE_CHUNK_NUMEL", 5 * 16 * 6)  # 5 edges per chunk
+    monkeypatch.setattr(edge_rotation, "CHUNK_NUMEL", 5 * 16 * 6)  # 5 edges per chunk
     with torch.no_grad():
         chunked = _run_block(block, pos, edge_index, x, es, ew)
     assert len(calls) > 2 and sum(calls) == edge_index.shape[1] and max(calls) == 5
