@@ -63,13 +63,10 @@ __all__ = [
     "to_edge_frame",
     "from_edge_frame",
     "so2_linear",
-    "m_blocks",
     "order_blocks",
-    "join_m_blocks",
     "so2_real_weight",
     "so2_linear_order",
     "so2_linear_m0",
-    "so2_linear_pair",
     "tensor_product_paths",
     "so2_weights_from_tensor_product",
 ]
@@ -209,20 +206,6 @@ def from_edge_frame(y: Tensor, wigner: Tensor) -> Tensor:
     return torch.bmm(wigner.transpose(1, 2), y)
 
 
-def m_blocks(x: Tensor, layout: SO2Layout) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-    r"""Views of the order blocks of m-major features (no copy).
-
-    Returns the ``m = 0`` rows (degrees ``0..l_max``) and, for ``m = 1..m_max``, the pair of the
-    ``+m`` and ``-m`` rows (degrees ``m..l_max`` each).
-
-    Shapes:
-        ``x [E, K, C]`` -> ``([E, n_0, C], [([E, n_m, C], [E, n_m, C]) for m >= 1])``.
-    """
-    sizes = [layout.m_sizes[0]] + [n for n in layout.m_sizes[1:] for _ in (0, 1)]
-    parts = x.split(sizes, dim=1)
-    return parts[0], [(parts[2 * i + 1], parts[2 * i + 2]) for i in range(layout.m_max)]
-
-
 def so2_linear_m0(x0: Tensor, weight_m0: Tensor, bias_m0: Tensor | None) -> Tensor:
     r"""The ``m = 0`` part of :func:`so2_linear`: :math:`y_0 = \tilde h_0 W_0 + b`.
 
@@ -233,31 +216,6 @@ def so2_linear_m0(x0: Tensor, weight_m0: Tensor, bias_m0: Tensor | None) -> Tens
     flat = x0.reshape(n_edges, n0 * c_in)
     y0 = flat @ weight_m0 if bias_m0 is None else torch.addmm(bias_m0, flat, weight_m0)
     return y0.view(n_edges, n0, weight_m0.shape[1] // n0)
-
-
-def so2_linear_pair(x_pos: Tensor, x_neg: Tensor, weight_m: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The order-``m >= 1`` part of :func:`so2_linear` (eq. 22) on the ``+m`` and ``-m`` rows.
-
-    .. math::
-
-        y_{+m} = \tilde h_{+m} W^{(1)}_m - \tilde h_{-m} W^{(2)}_m,\qquad
-        y_{-m} = \tilde h_{+m} W^{(2)}_m + \tilde h_{-m} W^{(1)}_m ,
-
-    with ``weight_m`` :math:`= [W^{(1)}_m \,|\, W^{(2)}_m]`: two matrix products (one per sign) and
-    two additions; the inputs may be row slices of a larger tensor.
-
-    Shapes:
-        ``x_pos, x_neg [E, n, C_in]``, ``weight_m [n C_in, 2 n C_out]`` -> two ``[E, n, C_out]``.
-    """
-    n_edges, n, c_in = x_pos.shape
-    half = weight_m.shape[1] // 2
-    # split, not slicing: its backward is one concatenation instead of a zero-filled buffer per slice
-    pos_1, pos_2 = (x_pos.reshape(n_edges, n * c_in) @ weight_m).split(half, dim=1)  # h+ W1, h+ W2
-    neg_1, neg_2 = (x_neg.reshape(n_edges, n * c_in) @ weight_m).split(half, dim=1)  # h- W1, h- W2
-    y_pos = pos_1 - neg_2
-    y_neg = pos_2 + neg_1
-    c_out = half // n
-    return y_pos.view(n_edges, n, c_out), y_neg.view(n_edges, n, c_out)
 
 
 def order_blocks(x: Tensor, layout: SO2Layout) -> tuple[Tensor, ...]:
@@ -299,11 +257,6 @@ def so2_linear_order(x_m: Tensor, weight_m: Tensor) -> Tensor:
     n_edges, rows, c_in = x_m.shape
     y = x_m.reshape(n_edges, rows * c_in) @ so2_real_weight(weight_m)
     return y.view(n_edges, rows, weight_m.shape[1] // rows)
-
-
-def join_m_blocks(y0: Tensor, pairs: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
-    """Inverse of :func:`m_blocks`: concatenate the order blocks into m-major rows ``[E, K, C]``."""
-    return torch.cat([y0, *(t for pair in pairs for t in pair)], dim=1)
 
 
 def so2_linear(

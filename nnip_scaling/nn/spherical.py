@@ -73,6 +73,11 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+def _weighted(wigner: Tensor, edge_weight: Tensor, weighted_wigner: Tensor | None) -> Tensor:
+    """:math:`a_{uv} D_{uv}` (``wigner * edge_weight``) unless the caller computed it once for all blocks."""
+    return wigner * edge_weight[:, None, None] if weighted_wigner is None else weighted_wigner
+
+
 def _degree_rows(l_max: int) -> tuple[int, ...]:
     """Degree of every row of the l-major layout."""
     return tuple(l for l in range(l_max + 1) for _ in range(2 * l + 1))
@@ -413,19 +418,17 @@ class SO2Block(nn.Module):
         passes it once for all). :meth:`forward` rotates back and sums at the targets in one
         :func:`~nnip_scaling.nn.edge_rotation.rotate_scatter` instead.
         """
-        if weighted_wigner is None:
-            weighted_wigner = wigner * edge_weight[:, None, None]
-        y = torch.cat(self._edge_frame_messages(x, edge_index, edge_scalars, wigner), dim=1)
-        return from_edge_frame(y, weighted_wigner)
+        y = torch.cat(self._edge_frame_messages(x, edge_index, edge_scalars, wigner, self._conv_1_weights()), dim=1)
+        return from_edge_frame(y, _weighted(wigner, edge_weight, weighted_wigner))
 
     def _edge_frame_messages(
-        self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, weights: tuple[list[Tensor], Tensor] | None = None
+        self, x: Tensor, edge_index: Tensor, edge_scalars: Tensor, wigner: Tensor, weights: tuple[list[Tensor], Tensor]
     ) -> list[Tensor]:
         r""":math:`\Phi_2(\sigma_{\text{gate}}(\Phi_1(\ldots)))` in the edge frame, before the rotation back, as
         its order blocks (``[E, n_0, C]``, then ``[E, 2 n_m, C]`` per ``m >= 1``: the m-major rows)."""
         c2 = self.conv_2
         blocks = order_blocks(gather_rotate(x, edge_index, wigner), self.layout)
-        (scalar, rest), pairs = self._conv_1_gated(blocks, edge_scalars, self._conv_1_weights() if weights is None else weights)
+        (scalar, rest), pairs = self._conv_1_gated(blocks, edge_scalars, weights)
         n_edges, h = scalar.shape[0], self.hidden_channels
         w_scalar, w_rest = c2.weight_m0.split([h, rest.shape[1] * h])  # rows of the scalar / l >= 1 inputs
         y0 = torch.addmm(c2.bias_m0, scalar.reshape(n_edges, h), w_scalar)
@@ -519,9 +522,8 @@ class SO2Block(nn.Module):
             raise ValueError(f"x must have shape [n_atoms, {lay.dim}, {self.channels}], got {list(x.shape)}")
         if wigner.dim() != 3 or wigner.shape[1:] != (lay.n_rows, lay.dim):
             raise ValueError(f"wigner must have shape [E, {lay.n_rows}, {lay.dim}], got {list(wigner.shape)}")
-        if weighted_wigner is None:
-            weighted_wigner = wigner * edge_weight[:, None, None]
-        x = x + self._convolution(self.norm_1(x), edge_index, edge_scalars, wigner, weighted_wigner)
+        weighted = _weighted(wigner, edge_weight, weighted_wigner)
+        x = x + self._convolution(self.norm_1(x), edge_index, edge_scalars, wigner, weighted)
         h = self.norm_2(x)
         gates = self.ffn_gate_linear(h[:, 0, :]).reshape(h.shape[0], lay.l_max, self.hidden_channels)
         return x + self.ffn_2(self.ffn_gate(self.ffn_1(h), gates))
